@@ -1,0 +1,46 @@
+"""flyray: declare a Ray cluster next to a Python task and run it anywhere.
+
+The public API is what this module exports; the Ray plugin's is ``flyray.plugins.ray``.
+Importing flyray imports neither Ray nor Kubernetes: they load when a task runs.
+"""
+
+from flyray._version import __version__
+from flyray.config.pod_template import PodTemplate
+from flyray.config.resources import Resources
+from flyray.errors import (
+    ConfigError,
+    FlyrayError,
+    ManifestError,
+    PluginNotFoundError,
+    SubmissionError,
+    TaskError,
+    TaskLoadError,
+    TaskTimeoutError,
+)
+from flyray.executors.base import RunStatus
+from flyray.runner import Run, RunContext, run, with_runcontext
+from flyray.task.base import FunctionTask
+from flyray.task.environment import TaskEnvironment
+from flyray.task.registry import register_plugin
+
+__all__ = [
+    "ConfigError",
+    "FlyrayError",
+    "FunctionTask",
+    "ManifestError",
+    "PluginNotFoundError",
+    "PodTemplate",
+    "Resources",
+    "Run",
+    "RunContext",
+    "RunStatus",
+    "SubmissionError",
+    "TaskEnvironment",
+    "TaskError",
+    "TaskLoadError",
+    "TaskTimeoutError",
+    "__version__",
+    "register_plugin",
+    "run",
+    "with_runcontext",
+]

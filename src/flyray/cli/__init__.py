@@ -1,0 +1,1 @@
+"""The ``flyray`` command line: a thin adapter over the public SDK."""

@@ -1,0 +1,1 @@
+"""Configuration values that check themselves: names, quantities, resources, pod templates."""

@@ -1,0 +1,45 @@
+"""Name rules: environment names are snake or kebab case; Kubernetes needs DNS-1123 names."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from flyray.errors import ConfigError
+
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+def check_env_name(field: str, name: object) -> str:
+    """Accept a snake_case or kebab-case name such as ``ray_env`` or ``ray-env``."""
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise ConfigError(
+            field,
+            name,
+            "must be snake_case or kebab-case: lowercase letters, digits, '_' or '-', "
+            "starting with a letter",
+        )
+    return name
+
+
+def check_dns1123_label(field: str, name: object) -> str:
+    """Accept a Kubernetes DNS-1123 label: lowercase alphanumerics and '-', at most 63."""
+    if not isinstance(name, str) or len(name) > 63 or not _DNS1123_LABEL.match(name):
+        raise ConfigError(
+            field,
+            name,
+            "must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit",
+        )
+    return name
+
+
+def dns1123_name(name: str, *, max_length: int = 63) -> str:
+    """Derive a DNS-1123 label from any name; a hash suffix keeps truncated names distinct."""
+    label = _NOT_DNS.sub("-", name.lower()).strip("-") or "x"
+    if len(label) <= max_length:
+        return label
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{label[: max_length - 9].rstrip('-')}-{digest}"

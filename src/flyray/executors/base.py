@@ -1,0 +1,61 @@
+"""The executor interface: every mode submits, waits with progress, cancels and returns."""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any, ClassVar
+
+from flyray.task.base import FunctionTask
+
+__all__ = ["Executor", "ProgressCallback", "RunStatus", "new_run_id"]
+
+ProgressCallback = Callable[[str], None]
+
+
+class RunStatus(str, Enum):
+    """Where a run is; prints as users see it."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+
+    def is_terminal(self) -> bool:
+        """True once the run will not change any more."""
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def new_run_id() -> str:
+    """A short random run id that is also a valid DNS-1035 label ("r" + 10 hex digits)."""
+    return "r" + secrets.token_hex(5)
+
+
+class Executor(ABC):
+    """Runs tasks in one mode; ``flyray.run`` and the CLI pick an executor, nothing more."""
+
+    mode: ClassVar[str]
+
+    @abstractmethod
+    def submit(
+        self, task: FunctionTask, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, run_id: str
+    ) -> None:
+        """Start (or queue) a run of ``task`` under ``run_id``."""
+
+    @abstractmethod
+    def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
+        """Block until the run ends, reporting progress; returns its final status."""
+
+    @abstractmethod
+    def result(self, run_id: str) -> Any:
+        """The task's return value; raises the task's error for a failed run."""
+
+    @abstractmethod
+    def cancel(self, run_id: str) -> None:
+        """Stop the run and release what it holds."""

@@ -1,0 +1,74 @@
+"""``local`` mode: the task runs in the caller's process (its plugin connects to Ray)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flyray._aio import run_sync
+from flyray.errors import ConfigError
+from flyray.executors.base import Executor, ProgressCallback, RunStatus
+from flyray.task.base import FunctionTask
+
+__all__ = ["LocalExecutor"]
+
+
+@dataclass
+class _LocalRun:
+    task: FunctionTask
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    status: RunStatus = RunStatus.PENDING
+    outcome: Any = None
+    error: BaseException | None = field(default=None, repr=False)
+
+
+class LocalExecutor(Executor):
+    """Runs pre() -> function -> post() here; the task's own exception reaches the caller."""
+
+    mode = "local"
+
+    def __init__(self) -> None:
+        self._runs: dict[str, _LocalRun] = {}
+
+    def submit(
+        self, task: FunctionTask, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, run_id: str
+    ) -> None:
+        """Queue the run; in-process runs start when ``wait`` is called."""
+        self._runs[run_id] = _LocalRun(task, args, kwargs)
+
+    def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
+        """Run the task to the end in this process."""
+        run = self._get(run_id)
+        if run.status.is_terminal():
+            return run.status
+        run.status = RunStatus.RUNNING
+        try:
+            run.outcome = run_sync(run.task.run_locally(run.args, run.kwargs, on_phase=on_progress))
+            run.status = RunStatus.SUCCEEDED
+        except (Exception, KeyboardInterrupt) as exc:
+            run.error = exc
+            run.status = (
+                RunStatus.STOPPED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+            )
+        return run.status
+
+    def result(self, run_id: str) -> Any:
+        """The return value, or the task's own exception raised again."""
+        run = self._get(run_id)
+        if run.error is not None:
+            raise run.error
+        return run.outcome
+
+    def cancel(self, run_id: str) -> None:
+        """A queued run is dropped; a run in progress stops with Ctrl-C in this process."""
+        run = self._get(run_id)
+        if not run.status.is_terminal():
+            run.status = RunStatus.STOPPED
+
+    def _get(self, run_id: str) -> _LocalRun:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise ConfigError("run_id", run_id, "is not a run of this local executor") from None

@@ -1,0 +1,1 @@
+"""Pure translation from task configuration to Kubernetes / KubeRay objects."""

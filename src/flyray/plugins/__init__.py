@@ -1,0 +1,1 @@
+"""Task plugins shipped with flyray; third-party ones register the same way."""

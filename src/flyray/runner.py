@@ -1,0 +1,77 @@
+"""``flyray.run`` and ``flyray.with_runcontext``: pick an executor by mode and run a task."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from flyray.errors import ConfigError
+from flyray.executors.base import Executor, ProgressCallback, RunStatus, new_run_id
+from flyray.task.base import FunctionTask
+
+__all__ = ["MODES", "Run", "RunContext", "run", "with_runcontext"]
+
+# mode -> "module:ExecutorClass", imported only when the mode is used.
+MODES: dict[str, str] = {
+    "local": "flyray.executors.local:LocalExecutor",
+}
+
+
+@dataclass
+class Run:
+    """A finished or running task run: its id, mode, status and result."""
+
+    run_id: str
+    task_name: str
+    mode: str
+    status: RunStatus
+    _executor: Executor = field(repr=False)
+
+    def outputs(self) -> Any:
+        """The task's return value (raises the task's error if it failed)."""
+        return self._executor.result(self.run_id)
+
+    result = outputs
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """How to run: the mode (``local`` for now) and an optional progress callback."""
+
+    mode: str = "local"
+    on_progress: ProgressCallback | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError("mode", self.mode, f"must be one of: {', '.join(MODES)}")
+
+    def executor(self) -> Executor:
+        """A new executor for this context's mode."""
+        module, _, name = MODES[self.mode].partition(":")
+        return getattr(importlib.import_module(module), name)()
+
+    def run(self, task: FunctionTask, *args: Any, **kwargs: Any) -> Run:
+        """Run ``task(*args, **kwargs)`` to completion; the task's own error is raised."""
+        if not isinstance(task, FunctionTask):
+            raise ConfigError("task", task, "must be a task made with @TaskEnvironment.task")
+        executor = self.executor()
+        run_id = new_run_id()
+        executor.submit(task, args, kwargs, run_id=run_id)
+        status = executor.wait(run_id, on_progress=self.on_progress)
+        handle = Run(run_id, task.name, self.mode, status, executor)
+        if status is not RunStatus.SUCCEEDED:
+            handle.outputs()  # raises the task's error
+        return handle
+
+
+def with_runcontext(
+    mode: str = "local", *, on_progress: ProgressCallback | None = None
+) -> RunContext:
+    """A context to run tasks in, e.g. ``flyray.with_runcontext(mode="local").run(task, 10)``."""
+    return RunContext(mode=mode, on_progress=on_progress)
+
+
+def run(task: FunctionTask, *args: Any, **kwargs: Any) -> Run:
+    """Run a task in the default mode (``local``) and return its run handle."""
+    return with_runcontext().run(task, *args, **kwargs)

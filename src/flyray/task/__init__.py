@@ -1,0 +1,1 @@
+"""The task framework: environments, tasks and the plugin registry."""
