@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -12,6 +10,9 @@ T = TypeVar("T")
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion, also when called from inside a running event loop."""
+    import asyncio  # not at module level: asyncio alone doubles `import flyray`
+    import concurrent.futures
+
     if not _loop_running():
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
@@ -19,6 +20,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _loop_running() -> bool:
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -6,8 +6,6 @@ so in the ``flyray.plugins`` entry-point group; entry points load only when a lo
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 from flyray.errors import PluginNotFoundError
 from flyray.task.base import FunctionTask
 
@@ -54,6 +52,8 @@ def _lookup(config_type: type) -> type[FunctionTask] | None:
 
 def _load_entry_points() -> bool:
     """Import every module named in the entry-point group once; True if this call loaded them."""
+    from importlib.metadata import entry_points  # slow to import; needed only on a miss
+
     global _entry_points_loaded
     if _entry_points_loaded:
         return False

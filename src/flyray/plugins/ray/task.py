@@ -7,8 +7,6 @@ import json
 import os
 from typing import Any
 
-import yaml
-
 from flyray.manifest.pod import ray_pod_template, resource_requirements
 from flyray.plugins.ray.config import (
     AutoscalerOptions,
@@ -165,6 +163,8 @@ def encode_runtime_env(runtime_env: dict[str, Any]) -> str:
 
 def runtime_env_yaml(runtime_env: dict[str, Any]) -> str:
     """The runtime env as YAML, the ``runtimeEnvYAML`` field of KubeRay >= 1.1.0."""
+    import yaml
+
     return yaml.safe_dump(runtime_env, sort_keys=True, default_flow_style=False)
 
 
