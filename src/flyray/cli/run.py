@@ -1,0 +1,85 @@
+"""``flyray run [--mode MODE] FILE TASK [--param value ...]``: run a task, print its result."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from flyray.errors import FlyrayError
+from flyray.runner import MODES, with_runcontext
+from flyray.task.base import FunctionTask
+
+from .output import format_result, stderr, user_traceback
+from .tasks import file_task_command
+
+
+def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any]) -> int:
+    progress = _Progress(task)
+    try:
+        handle = with_runcontext(options["mode"], on_progress=progress).run(task, **kwargs)
+        result = handle.outputs()
+    except FlyrayError as exc:
+        progress.stop()
+        stderr.print(f"[red]Error:[/] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        progress.stop()
+        stderr.print(f"[yellow]Interrupted:[/] {task.name} stopped")
+        return 130
+    except Exception as exc:  # raised by the task's own code
+        progress.stop()
+        stderr.print(user_traceback(task, exc), markup=False, soft_wrap=True, end="")
+        stderr.print(f"[red]Task {task.name} failed:[/] {type(exc).__name__}: {exc}")
+        return 1
+    progress.stop()
+    stderr.print(
+        f"[green]✓[/] {task.name} finished in {progress.elapsed():.1f} s (run {handle.run_id})"
+    )
+    click.echo(format_result(result))
+    return 0
+
+
+@file_task_command("run", _run_task)
+@click.option(
+    "--mode",
+    type=click.Choice(list(MODES)),
+    default="local",
+    show_default=True,
+    help="Where the task runs.",
+)
+def run(mode: str) -> None:
+    """Run TASK from FILE and print its result."""
+
+
+class _Progress:
+    """A spinner on stderr while a run prepares (e.g. Ray starting) and finishes."""
+
+    def __init__(self, task: FunctionTask) -> None:
+        self.task = task
+        self.started = time.monotonic()
+        self.status: Any = None
+
+    def __call__(self, phase: str) -> None:
+        self.stop()
+        if phase == "pre":
+            self._spin(f"{self.task.describe_pre()} for {self.task.name}")
+        elif phase == "running":
+            stderr.print(f"[dim]{self.elapsed():.1f} s[/] running {self.task.name}")
+        elif phase == "post":
+            self._spin("Finishing")
+        else:
+            stderr.print(f"[yellow]{phase}[/]")
+
+    def _spin(self, text: str) -> None:
+        self.status = stderr.status(text)
+        self.status.start()
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
