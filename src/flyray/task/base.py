@@ -96,7 +96,7 @@ class FunctionTask:
         for attempt in range(self.retries + 1):
             try:
                 with _environ(self.env.env_vars or {}), _deadline(self.timeout, self.name):
-                    return await self._attempt(args, kwargs, report)
+                    return await self.run_once(args, kwargs, on_phase=report)
             except TaskTimeoutError:
                 raise  # like activeDeadlineSeconds on KubeRay: a timeout is not retried
             except Exception:
@@ -105,9 +105,15 @@ class FunctionTask:
                 report(f"retrying (attempt {attempt + 2} of {self.retries + 1})")
         raise AssertionError("unreachable")
 
-    async def _attempt(
-        self, args: tuple[Any, ...], kwargs: Mapping[str, Any], report: PhaseCallback
+    async def run_once(
+        self,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        *,
+        on_phase: PhaseCallback | None = None,
     ) -> Any:
+        """One attempt: pre() -> function -> post(); post() also runs when the function fails."""
+        report = on_phase or (lambda phase: None)
         report("pre")
         await self.pre(*args, **kwargs)
         report("running")
