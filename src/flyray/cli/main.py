@@ -6,6 +6,7 @@ import click
 
 import flyray
 
+from .config import config
 from .run import run
 
 
@@ -15,6 +16,7 @@ def cli() -> None:
     """Declare a Ray cluster next to a Python task and run it."""
 
 
+cli.add_command(config)
 cli.add_command(run)
 
 

@@ -1,0 +1,99 @@
+"""Settings: defaults < ``[tool.flyray]`` in pyproject.toml < ``FLYRAY_*`` env vars < flags.
+
+Each effective value remembers where it came from, so ``flyray config`` can say.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from flyray.errors import ConfigError
+
+__all__ = ["DEFAULT_RUN_STORE", "Settings", "find_pyproject"]
+
+DEFAULT_RUN_STORE = "~/.flyray/runs"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Project-wide defaults that flags override; ``sources`` says where each came from."""
+
+    mode: str = "local"
+    run_store: str = DEFAULT_RUN_STORE
+    image: str | None = None
+    namespace: str | None = None
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The setting names, as used in pyproject.toml and (upper-cased) in FLYRAY_* vars."""
+        return [f.name for f in fields(cls) if f.name != "sources"]
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        cwd: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Effective settings for a command run in ``cwd`` with ``overrides`` from its flags."""
+        values: dict[str, Any] = {}
+        sources = dict.fromkeys(cls.names(), "default")
+        pyproject = find_pyproject(cwd or Path.cwd())
+        if pyproject is not None:
+            for key, value in _tool_table(pyproject).items():
+                values[key], sources[key] = value, str(pyproject)
+        environ = os.environ if environ is None else environ
+        for key in cls.names():
+            var = f"FLYRAY_{key.upper()}"
+            if environ.get(var):
+                values[key], sources[key] = environ[var], f"env {var}"
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                values[key], sources[key] = value, "flag"
+        return cls(**values, sources=sources)
+
+    def run_store_path(self) -> str:
+        """The run store with ``~`` expanded (fsspec URIs are returned as they are)."""
+        return os.path.expanduser(self.run_store)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(name, value, source) for each setting, for display."""
+        return [(n, str(getattr(self, n)), self.sources.get(n, "default")) for n in self.names()]
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start``."""
+    for folder in (start.resolve(), *start.resolve().parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _tool_table(pyproject: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(pyproject), "pyproject.toml", f"must be valid TOML ({exc})") from exc
+    table = data.get("tool", {}).get("flyray", {})
+    for key, value in table.items():
+        if key not in Settings.names():
+            raise ConfigError(
+                f"{pyproject} [tool.flyray].{key}",
+                value,
+                f"is not a flyray setting (settings: {', '.join(Settings.names())})",
+            )
+        if not isinstance(value, str):
+            raise ConfigError(f"{pyproject} [tool.flyray].{key}", value, "must be a string")
+    return table

@@ -1,0 +1,55 @@
+import pytest
+from click.testing import CliRunner
+
+from flyray import ConfigError
+from flyray.cli.main import cli
+from flyray.config.settings import DEFAULT_RUN_STORE, Settings
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\n\n[tool.flyray]\nmode = "local"\nimage = "example.com/ray:1"\n'
+    )
+    (tmp_path / "pkg").mkdir()
+    return tmp_path
+
+
+def test_defaults_without_a_project(tmp_path):
+    settings = Settings.load(cwd=tmp_path, environ={})
+    assert settings.run_store == DEFAULT_RUN_STORE and settings.mode == "local"
+    assert set(settings.sources.values()) == {"default"}
+
+
+def test_layers_override_in_order(project):
+    settings = Settings.load(
+        cwd=project / "pkg",
+        environ={"FLYRAY_IMAGE": "env/ray:2", "FLYRAY_RUN_STORE": "s3://bucket/runs"},
+        overrides={"image": "flag/ray:3", "namespace": None},
+    )
+    assert (settings.image, settings.sources["image"]) == ("flag/ray:3", "flag")
+    assert (settings.run_store, settings.sources["run_store"]) == (
+        "s3://bucket/runs",
+        "env FLYRAY_RUN_STORE",
+    )
+    assert settings.sources["mode"] == str(project / "pyproject.toml")
+    assert settings.sources["namespace"] == "default"
+
+
+def test_unknown_key_in_pyproject_is_named(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.flyray]\nrunstore = "/x"\n')
+    with pytest.raises(ConfigError, match=r"\[tool.flyray\].runstore is not a flyray setting"):
+        Settings.load(cwd=tmp_path, environ={})
+
+
+def test_run_store_expands_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert Settings.load(cwd=tmp_path, environ={}).run_store_path() == f"{tmp_path}/.flyray/runs"
+
+
+def test_config_command_prints_values_and_sources(project, monkeypatch):
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("FLYRAY_NAMESPACE", "ml")
+    output = CliRunner().invoke(cli, ["config"]).output
+    assert "example.com/ray:1" in output and "pyproject.toml" in output
+    assert "env FLYRAY_NAMESPACE" in output
