@@ -67,7 +67,7 @@ def test_timeout_interrupts_a_local_run():
         while True:
             pass
 
-    with pytest.raises(flyray.TaskTimeoutError, match="0.2 s"):
+    with pytest.raises(flyray.TaskTimeoutError, match=r"0\.2 s"):
         spin()
 
 

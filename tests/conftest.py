@@ -1,0 +1,42 @@
+"""Shared fixtures: one real Ray cluster for the whole session, and a clean environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from flyray.executors.nodes import LocalRayCluster, NodeSpec
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[LocalRayCluster]:
+    """A head (2 CPUs) and one worker (1 CPU, resource "workers"), with dashboard and client."""
+    cluster = LocalRayCluster(
+        head=NodeSpec(name="head", head=True, num_cpus=2),
+        workers=[NodeSpec(name="worker-0", num_cpus=1, resources={"workers": 1})],
+        dashboard=True,
+        client_server=True,
+    )
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture(autouse=True)
+def clean_ray_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep RAY_ADDRESS and FLYRAY_* of the calling shell out of every test."""
+    for name in list(os.environ):
+        if name == "RAY_ADDRESS" or name.startswith("FLYRAY_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def ray_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A short private RAY_TMPDIR for a Ray that a test's code starts with ray.init()."""
+    path = tempfile.mkdtemp(prefix="frt-")  # short: Ray's unix socket paths must fit 107 bytes
+    monkeypatch.setenv("RAY_TMPDIR", path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

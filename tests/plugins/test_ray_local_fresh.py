@@ -1,0 +1,61 @@
+"""local mode, no Ray running: pre() starts Ray with the config's runtime_env, post() stops it."""
+
+import os
+
+import pytest
+
+import flyray
+from flyray.plugins.ray import RayJobConfig, WorkerNodeConfig
+from tests.procs import wait_until_gone
+
+ray = pytest.importorskip("ray")
+
+env = flyray.TaskEnvironment(
+    name="fresh_env",
+    plugin_config=RayJobConfig(
+        worker_node_config=[WorkerNodeConfig(group_name="workers", replicas=1)],
+        runtime_env={"env_vars": {"FROM_RUNTIME_ENV": "runtime"}},
+    ),
+    env_vars={"FROM_TASK_ENV": "task"},
+)
+
+
+@env.task
+async def squares_and_env(n: int) -> dict:
+    @ray.remote
+    def f(x):
+        return x * x
+
+    @ray.remote
+    def read_env():
+        return os.environ.get("FROM_RUNTIME_ENV"), os.environ.get("FROM_TASK_ENV")
+
+    return {
+        "sum": sum(ray.get([f.remote(i) for i in range(n)])),
+        "worker_env": ray.get(read_env.remote()),
+        "driver_env": os.environ.get("FROM_TASK_ENV"),
+    }
+
+
+def test_run_starts_ray_applies_runtime_env_and_stops_it(ray_tmpdir):
+    assert not ray.is_initialized(), "another test left Ray initialised in this process"
+    handle = flyray.run(squares_and_env, n=10)
+    assert handle.status == flyray.RunStatus.SUCCEEDED and handle.mode == "local"
+    assert handle.outputs() == {
+        "sum": 285,
+        "worker_env": ("runtime", "task"),
+        "driver_env": "task",
+    }
+    assert not ray.is_initialized()
+    assert "FROM_TASK_ENV" not in os.environ
+    assert wait_until_gone(ray_tmpdir) == []
+
+
+def test_unknown_mode_lists_valid_ones():
+    with pytest.raises(flyray.ConfigError, match="mode must be one of: local; got 'kuberay'"):
+        flyray.with_runcontext(mode="kuberay")
+
+
+def test_run_refuses_plain_functions():
+    with pytest.raises(flyray.ConfigError, match="task must be a task made with"):
+        flyray.run(print, 1)
