@@ -1,6 +1,6 @@
 """The spec's autoscaling example: a worker group that scales between 1 and 5 replicas.
 
-    flyray run examples/autoscaling.py scale_out --tasks 8
+flyray run examples/autoscaling.py scale_out --tasks 8
 """
 
 import ray

@@ -1,6 +1,6 @@
 """The spec's runtime environment example: env vars (and pip packages) across the cluster.
 
-    flyray run examples/runtime_env.py greeting
+flyray run examples/runtime_env.py greeting
 """
 
 import os
