@@ -92,7 +92,7 @@ class RayFunctionTask(FunctionTask):
         """
         env = dict(self.plugin_config.runtime_env or {})
         if self.env.env_vars:
-            env["env_vars"] = {**self.env.env_vars, **env.get("env_vars", {})}
+            env["env_vars"] = {**env.get("env_vars", {}), **self.env.env_vars}
         if in_cluster():
             env["working_dir"] = os.getcwd()
             env["excludes"] = [*env.get("excludes", []), *WORKING_DIR_EXCLUDES]
