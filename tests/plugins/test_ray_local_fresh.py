@@ -59,3 +59,14 @@ def test_unknown_mode_lists_valid_ones():
 def test_run_refuses_plain_functions():
     with pytest.raises(flyray.ConfigError, match="task must be a task made with"):
         flyray.run(print, 1)
+
+
+def test_in_cluster_runtime_env_ships_the_working_dir(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert "working_dir" not in squares_and_env.runtime_env()
+    monkeypatch.setenv("FLYRAY_IN_CLUSTER", "1")
+    runtime_env = squares_and_env.runtime_env()
+    assert runtime_env["working_dir"] == str(tmp_path)
+    for pattern in ("script_mode.tar.gz", ".python_history", ".git/", "__pycache__/"):
+        assert pattern in runtime_env["excludes"]
+    assert runtime_env["env_vars"] == {"FROM_RUNTIME_ENV": "runtime", "FROM_TASK_ENV": "task"}
