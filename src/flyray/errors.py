@@ -5,6 +5,7 @@
     │   ├── PluginNotFoundError no task plugin is registered for a plugin_config's type
     │   └── TaskLoadError       a task could not be found or loaded from a file or module
     ├── ManifestError           a configuration that cannot be rendered for the target
+    ├── RunStoreError           a run's record, data or code bundle cannot be stored or read
     ├── SubmissionError         a cluster could not be reached, authenticated or started
     └── TaskError               the task ran and failed: run id, remote traceback, logs
         └── TaskTimeoutError    the task ran longer than its timeout
@@ -22,6 +23,7 @@ __all__ = [
     "FlyrayError",
     "ManifestError",
     "PluginNotFoundError",
+    "RunStoreError",
     "SubmissionError",
     "TaskError",
     "TaskLoadError",
@@ -53,6 +55,13 @@ class TaskLoadError(ConfigError):
 
 class ManifestError(FlyrayError):
     """A valid configuration that cannot be expressed for the chosen target."""
+
+
+class RunStoreError(FlyrayError):
+    """A run's record, inputs, outputs or code bundle cannot be written or read back.
+
+    The message names the run and the store, and says what to do (e.g. `flyray runs list`).
+    """
 
 
 class SubmissionError(FlyrayError):

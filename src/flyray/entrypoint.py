@@ -1,0 +1,108 @@
+"""The driver of every non-local run: ``python -m flyray.entrypoint --store ... --run-id ...``.
+
+Runs in the job's working directory (the unpacked code bundle, i.e. the project root): loads
+the task from ``--file``, reads the inputs from the run store, runs one attempt (pre() ->
+function -> post()) and writes the outputs, or the error with its traceback. Retries, timeouts
+and the run's record belong to the executor that submitted the job, not to this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from flyray.errors import FlyrayError, TaskLoadError
+from flyray.task.base import FunctionTask
+from flyray.task.context import IN_CLUSTER_ENV
+
+__all__ = ["command", "find_task", "main"]
+
+
+def command(
+    *, store: str, run_id: str, task_file: str, task_name: str, python: str = "python"
+) -> list[str]:
+    """The argv of the entrypoint for one run; ``task_file`` is relative to the project root."""
+    return [
+        python,
+        "-m",
+        "flyray.entrypoint",
+        "--store",
+        store,
+        "--run-id",
+        run_id,
+        "--file",
+        task_file,
+        "--task",
+        task_name,
+    ]
+
+
+def find_task(task_file: str, task_name: str) -> FunctionTask:
+    """The task named ``task_name`` (``<environment>.<function>``) defined in ``task_file``."""
+    from flyray.task.loader import load_module, tasks_in
+
+    if not Path(task_file).is_file():
+        where = f"in {Path.cwd()}, the job's working directory (the unpacked code bundle)"
+        raise TaskLoadError("--file", task_file, f"does not exist {where}")
+    tasks = {task.name: task for task in tasks_in(load_module(task_file)).values()}
+    if task_name not in tasks:
+        known = ", ".join(sorted(tasks)) or "none"
+        rule = f"is not a task in {task_file} (tasks there: {known})"
+        raise TaskLoadError("--task", task_name, rule)
+    return tasks[task_name]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the task once and store its outputs (exit 0) or its error (exit 1)."""
+    from flyray._aio import run_sync
+    from flyray.store.runstore import ErrorInfo, RunStore
+
+    args = _parser().parse_args(argv)
+    os.environ[IN_CLUSTER_ENV] = "1"
+    store = RunStore(args.store)
+    started = False
+    try:
+        task = find_task(args.file, args.task)
+        task_args, task_kwargs = store.read_inputs(args.run_id)
+        started = True
+        result = run_sync(task.run_once(task_args, task_kwargs))
+        store.write_outputs(args.run_id, result)
+    except BaseException as exc:
+        _report(exc, before_task=not started)
+        try:
+            store.write_error(args.run_id, ErrorInfo.from_exception(exc))
+        except Exception:
+            print("flyray.entrypoint: could not store the error:", file=sys.stderr)
+            traceback.print_exc()
+        if isinstance(exc, KeyboardInterrupt):
+            raise  # stopped from outside: keep Python's exit for it
+        return 1  # also for SystemExit: a run without outputs did not succeed
+    return 0
+
+
+def _report(exc: BaseException, *, before_task: bool) -> None:
+    """Print why the run failed: one line for flyray's own errors before the task ran."""
+    if before_task and isinstance(exc, FlyrayError):
+        print(f"flyray.entrypoint: {exc}", file=sys.stderr)
+    else:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The entrypoint's command line; every option is required."""
+    parser = argparse.ArgumentParser(
+        prog="python -m flyray.entrypoint", description="Run one flyray task as a job's driver."
+    )
+    parser.add_argument("--store", required=True, help="the run store's root (path or URI)")
+    parser.add_argument("--run-id", required=True, help="the run whose inputs to read")
+    parser.add_argument("--file", required=True, help="the task's file, relative to the cwd")
+    parser.add_argument("--task", required=True, help="the task's full name, <env>.<function>")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
