@@ -6,8 +6,9 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from flyray.config.settings import Settings
 from flyray.errors import ConfigError
-from flyray.executors.base import Executor, ProgressCallback, RunStatus, new_run_id
+from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunStatus, new_run_id
 from flyray.task.base import FunctionTask
 
 __all__ = ["MODES", "Run", "RunContext", "run", "with_runcontext"]
@@ -15,6 +16,7 @@ __all__ = ["MODES", "Run", "RunContext", "run", "with_runcontext"]
 # mode -> "module:ExecutorClass", imported only when the mode is used.
 MODES: dict[str, str] = {
     "local": "flyray.executors.local:LocalExecutor",
+    "local-cluster": "flyray.executors.local_cluster:LocalClusterExecutor",
 }
 
 
@@ -37,10 +39,12 @@ class Run:
 
 @dataclass(frozen=True)
 class RunContext:
-    """How to run: the mode (``local`` for now) and an optional progress callback."""
+    """How to run: the mode, the settings, and where progress and job logs go."""
 
-    mode: str = "local"
+    mode: str
+    settings: Settings
     on_progress: ProgressCallback | None = None
+    on_log: LogCallback | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -49,7 +53,8 @@ class RunContext:
     def executor(self) -> Executor:
         """A new executor for this context's mode."""
         module, _, name = MODES[self.mode].partition(":")
-        return getattr(importlib.import_module(module), name)()
+        executor_type = getattr(importlib.import_module(module), name)
+        return executor_type(self.settings, on_log=self.on_log)
 
     def run(self, task: FunctionTask, *args: Any, **kwargs: Any) -> Run:
         """Run ``task(*args, **kwargs)`` to completion; the task's own error is raised."""
@@ -66,12 +71,24 @@ class RunContext:
 
 
 def with_runcontext(
-    mode: str = "local", *, on_progress: ProgressCallback | None = None
+    mode: str | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_log: LogCallback | None = None,
+    **settings: Any,
 ) -> RunContext:
-    """A context to run tasks in, e.g. ``flyray.with_runcontext(mode="local").run(task, 10)``."""
-    return RunContext(mode=mode, on_progress=on_progress)
+    """A context to run tasks in, e.g. ``flyray.with_runcontext(mode="local-cluster")``.
+
+    ``mode`` and ``settings`` (``run_store``, ``image``, ``namespace``) override the project's
+    settings (pyproject ``[tool.flyray]``, ``FLYRAY_*``); job logs go to ``on_log`` (stderr).
+    """
+    unknown = sorted(set(settings) - set(Settings.names()))
+    if unknown:
+        raise ConfigError("with_runcontext", unknown, f"takes settings {Settings.names()}")
+    resolved = Settings.load(overrides={"mode": mode, **settings})
+    return RunContext(resolved.mode, resolved, on_progress=on_progress, on_log=on_log)
 
 
 def run(task: FunctionTask, *args: Any, **kwargs: Any) -> Run:
-    """Run a task in the default mode (``local``) and return its run handle."""
+    """Run a task in the default mode (settings, else ``local``) and return its run handle."""
     return with_runcontext().run(task, *args, **kwargs)

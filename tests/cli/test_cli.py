@@ -103,7 +103,10 @@ def test_missing_file_and_unknown_mode(tmp_path):
     result = invoke("run", str(tmp_path / "nope.py"), "t")
     assert result.exit_code == 2 and "does not exist" in result.output
     result = invoke("run", "--mode", "elsewhere", str(tmp_path / "nope.py"), "t")
-    assert result.exit_code == 2 and "'elsewhere' is not 'local'" in result.output
+    assert (
+        result.exit_code == 2
+        and "'elsewhere' is not one of 'local', 'local-cluster'" in result.output
+    )
 
 
 def test_failing_task_exits_1_with_its_traceback(tasks_file):

@@ -40,7 +40,8 @@ def test_node_spec_renders_ray_start_flags() -> None:
     ]
     assert "--labels=zone=a,tier=gpu" in flags
     assert "--object-store-memory=100000000" in flags
-    assert not any(f.startswith(("--block", "--log-color")) for f in flags)  # managed / "false"
+    assert not any(f.startswith("--block") for f in flags)  # flyray manages it
+    assert "--log-color=false" in flags  # KubeRay passes true/false of log-color as a value
     assert NodeSpec(name="w", params={"ray-debugger-external": "True"}).flags() == [
         "--ray-debugger-external"
     ]

@@ -1,5 +1,6 @@
 """local mode, no Ray running: pre() starts Ray with the config's runtime_env, post() stops it."""
 
+import json
 import os
 
 import pytest
@@ -52,7 +53,9 @@ def test_run_starts_ray_applies_runtime_env_and_stops_it(ray_tmpdir):
 
 
 def test_unknown_mode_lists_valid_ones():
-    with pytest.raises(flyray.ConfigError, match="mode must be one of: local; got 'kuberay'"):
+    with pytest.raises(
+        flyray.ConfigError, match=r"mode must be one of: local, local-cluster; got .kuberay."
+    ):
         flyray.with_runcontext(mode="kuberay")
 
 
@@ -70,3 +73,11 @@ def test_in_cluster_runtime_env_ships_the_working_dir(monkeypatch, tmp_path):
     for pattern in ("script_mode.tar.gz", ".python_history", ".git/", "__pycache__/"):
         assert pattern in runtime_env["excludes"]
     assert runtime_env["env_vars"] == {"FROM_RUNTIME_ENV": "runtime", "FROM_TASK_ENV": "task"}
+
+
+def test_in_cluster_leaves_out_what_the_job_already_carries(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLYRAY_IN_CLUSTER", "1")
+    job = {"runtime_env": {"working_dir": "file:///store/bundles/x.zip", "env_vars": {"A": "1"}}}
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(job))
+    assert squares_and_env.runtime_env() == {}

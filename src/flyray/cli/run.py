@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from flyray.errors import FlyrayError
+from flyray.errors import FlyrayError, TaskError
 from flyray.runner import MODES, with_runcontext
 from flyray.task.base import FunctionTask
 
@@ -18,11 +18,16 @@ from .tasks import file_task_command
 def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any]) -> int:
     progress = _Progress(task)
     try:
-        handle = with_runcontext(options["mode"], on_progress=progress).run(task, **kwargs)
+        context = with_runcontext(options["mode"], on_progress=progress, on_log=progress.log)
+        handle = context.run(task, **kwargs)
         result = handle.outputs()
     except FlyrayError as exc:
         progress.stop()
-        stderr.print(f"[red]Error:[/] {exc}")
+        if isinstance(exc, TaskError) and exc.remote_traceback:
+            stderr.print(exc.remote_traceback, markup=False, soft_wrap=True, end="")
+        stderr.print(f"[red]Error:[/] {exc}", soft_wrap=True)
+        if isinstance(exc, TaskError) and exc.run_id:
+            stderr.print(f"run {exc.run_id}: logs in {exc.logs}", markup=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         progress.stop()
@@ -45,11 +50,10 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
 @click.option(
     "--mode",
     type=click.Choice(list(MODES)),
-    default="local",
-    show_default=True,
-    help="Where the task runs.",
+    default=None,
+    help="Where the task runs [default: the `mode` setting, else local].",
 )
-def run(mode: str) -> None:
+def run(mode: str | None) -> None:
     """Run TASK from FILE and print its result."""
 
 
@@ -70,7 +74,12 @@ class _Progress:
         elif phase == "post":
             self._spin("Finishing")
         else:
-            stderr.print(f"[yellow]{phase}[/]")
+            stderr.print(f"[dim]{self.elapsed():.1f} s[/] {phase}", markup=True, soft_wrap=True)
+
+    def log(self, text: str) -> None:
+        """Job log text, passed through as it arrives."""
+        stderr.file.write(text)
+        stderr.file.flush()
 
     def _spin(self, text: str) -> None:
         self.status = stderr.status(text)

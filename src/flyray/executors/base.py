@@ -10,9 +10,10 @@ from typing import Any, ClassVar
 
 from flyray.task.base import FunctionTask
 
-__all__ = ["Executor", "ProgressCallback", "RunStatus", "new_run_id"]
+__all__ = ["Executor", "LogCallback", "ProgressCallback", "RunStatus", "new_run_id"]
 
 ProgressCallback = Callable[[str], None]
+LogCallback = Callable[[str], None]  # receives job log text as it arrives
 
 
 class RunStatus(str, Enum):

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flyray._aio import run_sync
+from flyray.config.settings import Settings
 from flyray.errors import ConfigError
-from flyray.executors.base import Executor, ProgressCallback, RunStatus
+from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunStatus
 from flyray.task.base import FunctionTask
 
 __all__ = ["LocalExecutor"]
@@ -29,7 +30,8 @@ class LocalExecutor(Executor):
 
     mode = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None, *, on_log: LogCallback | None = None):
+        """Settings and log callback are accepted for symmetry; in-process runs need neither."""
         self._runs: dict[str, _LocalRun] = {}
 
     def submit(

@@ -88,6 +88,8 @@ _MANAGED_PARAMS = frozenset(
         "temp-dir",
     }
 )
+# Options that take true/false as a value; KubeRay passes them as --key=value, not bare.
+_VALUED_FLAGS = frozenset({"log-color", "include-dashboard"})
 # rayStartParams that NodeSpec has a typed field for.
 _TYPED_PARAMS = {
     "num-cpus": "num_cpus",
@@ -179,6 +181,8 @@ def _param_flags(node: str, params: Mapping[str, str]) -> list[str]:
         key, value = _param_key(raw_key), str(raw_value).strip()
         if key in _MANAGED_PARAMS:
             log.info("node %s: ignoring rayStartParam %r, flyray sets it", node, raw_key)
+        elif key in _VALUED_FLAGS:
+            flags.append(f"--{key}={value}")
         elif value.lower() == "true":
             flags.append(f"--{key}")
         elif value.lower() != "false":

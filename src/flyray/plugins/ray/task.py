@@ -27,6 +27,8 @@ __all__ = [
     "WorkerNodeConfig",
 ]
 
+JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for the driver
+
 # Left out of the working directory a job driver ships to its workers: the spec's names,
 # flyray's own bundle archives, version control, virtualenvs and caches.
 WORKING_DIR_EXCLUDES = [
@@ -88,7 +90,9 @@ class RayFunctionTask(FunctionTask):
         """The runtime_env ``pre`` passes to ``ray.init``: the config's, plus env vars.
 
         In a cluster (inside flyray's job entrypoint) the current directory also becomes the
-        ``working_dir``, without temporary files, so every worker sees the task's code.
+        ``working_dir``, without temporary files, so every worker sees the task's code. Fields
+        the Ray job already carries are left out: they apply to this driver and its workers
+        already, and Ray refuses a driver runtime_env that repeats them.
         """
         env = dict(self.plugin_config.runtime_env or {})
         if self.env.env_vars:
@@ -96,6 +100,10 @@ class RayFunctionTask(FunctionTask):
         if in_cluster():
             env["working_dir"] = os.getcwd()
             env["excludes"] = [*env.get("excludes", []), *WORKING_DIR_EXCLUDES]
+            job_env = _job_runtime_env()
+            if "working_dir" in job_env:
+                job_env = {**job_env, "excludes": None}
+            env = {key: value for key, value in env.items() if key not in job_env}
         return env
 
     def custom_config(self, sctx: Any = None) -> dict[str, Any]:
@@ -153,6 +161,12 @@ class RayFunctionTask(FunctionTask):
             "rayStartParams": dict(sorted(worker.ray_start_params.items())),
             "template": template,
         }
+
+
+def _job_runtime_env() -> dict[str, Any]:
+    """The runtime env of the Ray job this driver runs in (Ray passes it in the environment)."""
+    job_config = json.loads(os.environ.get(JOB_CONFIG_ENV, "{}") or "{}")
+    return job_config.get("runtime_env") or {}
 
 
 def encode_runtime_env(runtime_env: dict[str, Any]) -> str:
