@@ -7,11 +7,13 @@ submit the manifest's entrypoint and runtime env through the Ray Jobs API, follo
 
 from __future__ import annotations
 
-import inspect
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,24 +53,11 @@ class LocalClusterExecutor(Executor):
         self, task: FunctionTask, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, run_id: str
     ) -> None:
         """Bundle the code, render the manifest, store inputs, manifest and a PENDING record."""
-        from flyray import entrypoint
-        from flyray.manifest.images import default_image, ray_version
-        from flyray.manifest.rayjob import dump_yaml, render_rayjob
-        from flyray.store.bundle import create_bundle
+        from flyray.executors.render import render_for_run
+        from flyray.manifest.rayjob import dump_yaml
 
         _refuse_existing_cluster(task)
-        bundle = create_bundle(Path(inspect.getfile(task.func)), self.store)
-        command = entrypoint.command(
-            store=self.store.uri(), run_id=run_id, task_file=bundle.task_file, task_name=task.name
-        )
-        manifest = render_rayjob(
-            task,
-            run_id=run_id,
-            entrypoint=command,
-            image=self.settings.image or default_image(),
-            working_dir=bundle.uri,
-            ray_version=ray_version(),
-        )
+        manifest = render_for_run(task, run_id=run_id, store=self.store, settings=self.settings)
         record = RunRecord(
             run_id=run_id,
             task=task.name,
@@ -99,7 +88,14 @@ class LocalClusterExecutor(Executor):
         try:
             report(f"starting {total} Ray nodes")
             cluster.start()
-            self._update(run, cluster={"dashboard_url": cluster.dashboard_url})
+            self._update(
+                run,
+                cluster={
+                    "dashboard_url": cluster.dashboard_url,
+                    "gcs_address": cluster.gcs_address,
+                    "temp_dir": str(cluster.temp_dir),
+                },
+            )
             report(f"cluster ready: dashboard {cluster.dashboard_url}")
             status = _JobFollower(self, run, cluster, report).run()
         except KeyboardInterrupt as exc:
@@ -112,7 +108,8 @@ class LocalClusterExecutor(Executor):
             return RunStatus.FAILED
         finally:
             report("tearing down the cluster")
-            cluster.stop(timeout=5.0)  # a transient cluster: no need to drain it gently
+            with _no_interrupts():
+                cluster.stop(timeout=5.0)  # a transient cluster: no need to drain it gently
             self._update(run, ended_at=utc_now())
         return status
 
@@ -235,6 +232,19 @@ class _JobFollower:
             f"see `flyray logs {run_id}`"
         )
         return TaskError(message, run_id=run_id, logs=logs)
+
+
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """Hold off a second Ctrl-C while a teardown runs (main thread only), so it completes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _refuse_existing_cluster(task: FunctionTask) -> None:
