@@ -101,3 +101,18 @@ def sleep_too_long() -> None:
 def sleep_until_interrupted() -> None:
     print("sleeping until the caller interrupts", flush=True)
     time.sleep(300)
+
+
+kept_env = flyray.TaskEnvironment(
+    name="lc_kept",
+    plugin_config=RayJobConfig(
+        head_node_config=HeadNodeConfig(requests=Resources(cpu=1)),
+        shutdown_after_job_finishes=True,
+        ttl_seconds_after_finished=4,
+    ),
+)
+
+
+@kept_env.task
+def quick() -> int:
+    return ray.get(square.remote(3))

@@ -12,7 +12,7 @@ import flyray
 from flyray.executors.base import RunStatus
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
-from tests.procs import wait_until_gone
+from tests.procs import pids_mentioning, wait_until_gone
 
 pytestmark = pytest.mark.slow
 
@@ -128,3 +128,11 @@ def test_existing_cluster_address_is_refused(store_dir, tmp_path):
         flyray.with_runcontext(mode="local-cluster", run_store=store_dir).run(
             load_task(str(path), "t")
         )
+
+
+def test_ttl_keeps_the_cluster_then_removes_it(store_dir):
+    assert run_on_local_cluster(store_dir, "quick").outputs() == 9
+    record = only_record(store_dir)
+    assert record.cluster["kept_until"] and record.cluster["reaper_pid"]
+    assert pids_mentioning(record.cluster["temp_dir"]), "the cluster should outlive the run"
+    assert_cluster_gone(record)  # the reaper stops it after ttl_seconds_after_finished

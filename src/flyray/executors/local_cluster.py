@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,7 @@ class LocalClusterExecutor(Executor):
             on_progress=lambda up, _: report(f"nodes up {up}/{total}"),
         )
         self._update(run, status=RunStatus.RUNNING, started_at=utc_now())
+        keep = 0.0
         try:
             report(f"starting {total} Ray nodes")
             cluster.start()
@@ -98,6 +100,7 @@ class LocalClusterExecutor(Executor):
             )
             report(f"cluster ready: dashboard {cluster.dashboard_url}")
             status = _JobFollower(self, run, cluster, report).run()
+            keep = _ttl(run.manifest)
         except KeyboardInterrupt as exc:
             run.error = exc
             self._update(run, status=RunStatus.STOPPED, message="interrupted (Ctrl-C)")
@@ -107,11 +110,27 @@ class LocalClusterExecutor(Executor):
             self._update(run, status=RunStatus.FAILED, message=str(exc))
             return RunStatus.FAILED
         finally:
+            self._end(run, cluster, keep, report)
+        return status
+
+    def _end(self, run: _Run, cluster: Any, keep: float, report: ProgressCallback) -> None:
+        """Tear the cluster down now, or hand it to a reaper that does so after its TTL."""
+        from flyray.executors.reaper import start_reaper
+
+        if keep > 0:
+            temp_dir = cluster.temp_dir
+            pid = start_reaper(after=keep, leaders=cluster.detach(), temp_dir=temp_dir)
+            until = datetime.fromtimestamp(time.time() + keep, timezone.utc).isoformat()
+            run.record.cluster.update(kept_until=until, reaper_pid=str(pid))
+            report(
+                f"keeping the cluster for {keep:g} s (ttl_seconds_after_finished): dashboard "
+                f"{cluster.dashboard_url}; `kill {pid}` tears it down now"
+            )
+        else:
             report("tearing down the cluster")
             with _no_interrupts():
                 cluster.stop(timeout=5.0)  # a transient cluster: no need to drain it gently
-            self._update(run, ended_at=utc_now())
-        return status
+        self._update(run, ended_at=utc_now())
 
     def result(self, run_id: str) -> Any:
         """The task's return value read from the run store, or the run's error raised."""
@@ -245,6 +264,14 @@ def _no_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _ttl(manifest: Mapping[str, Any]) -> float:
+    """How long KubeRay would keep the cluster after the job: the TTL, with shutdown on."""
+    spec = manifest["spec"]
+    return (
+        float(spec.get("ttlSecondsAfterFinished", 0)) if spec["shutdownAfterJobFinishes"] else 0.0
+    )
 
 
 def _refuse_existing_cluster(task: FunctionTask) -> None:

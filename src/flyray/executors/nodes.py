@@ -54,7 +54,7 @@ from typing import Any
 
 from flyray.errors import ConfigError, SubmissionError
 
-__all__ = ["LocalRayCluster", "NodeSpec", "NodeStartError", "free_port"]
+__all__ = ["LocalRayCluster", "NodeSpec", "NodeStartError", "free_port", "terminate_nodes"]
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,7 @@ class _Node:
     log_dir: Path
     temp_dir: Path  # Ray's --temp-dir: one per node, or concurrent starts share socket names
     process: subprocess.Popen[bytes] | None = None
+    started_at: int = 0  # the leader's start time (/proc clock ticks): guards against pid reuse
 
     @property
     def err_log(self) -> Path:
@@ -241,7 +242,7 @@ class _Node:
 
 
 class LocalRayCluster:
-    """A Ray head plus workers on this machine, in states "new" -> "running" -> "stopped"."""
+    """A Ray head plus workers here, in states "new" -> "running" -> "stopped" (or "detached")."""
 
     def __init__(
         self,
@@ -291,7 +292,7 @@ class LocalRayCluster:
 
     @property
     def state(self) -> str:
-        """Where the cluster is in its life: "new", "running" or "stopped"."""
+        """Where the cluster is in its life: "new", "running", "stopped" or "detached"."""
         return self._state
 
     @property
@@ -478,6 +479,8 @@ class LocalRayCluster:
                 env=self._node_env(),
                 start_new_session=True,
             )
+        stat = _stat(node.process.pid)
+        node.started_at = stat[4] if stat is not None else 0
 
     def _wait_for_gcs(self, deadline: float) -> None:
         """Poll until the head's GCS answers, so that workers can register with it."""
@@ -596,33 +599,62 @@ class LocalRayCluster:
         _RUNNING.discard(self)
 
     def _terminate(self, timeout: float) -> None:
-        """Stop every node and wait until all its processes are gone.
+        """Stop every node and wait until all its processes are gone."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        children = [n.process for n in self._nodes if n.process is not None]
+        terminate_nodes(self.leaders(), timeout=timeout, children=children)
 
-        SIGTERM goes to each `ray start` alone: it then stops its children in order (about 3 s).
-        A SIGTERM to the whole group leaves the GCS and `ray start` hanging for over 20 s.
+    def leaders(self) -> dict[int, int]:
+        """{pid: start time} of each node's `ray start`: enough for any process to stop them."""
+        return {n.process.pid: n.started_at for n in self._nodes if n.process is not None}
+
+    def detach(self) -> dict[int, int]:
+        """Leave the cluster running past this object (and this process); returns ``leaders()``.
+
+        Whoever takes it over stops it with ``terminate_nodes(leaders, ...)`` and removes
+        ``temp_dir``: see ``flyray.executors.reaper``.
         """
         if self._channel is not None:
             self._channel.close()
             self._channel = None
-        leaders = [n.process for n in self._nodes if n.process is not None]
-        if not leaders:
-            return
-        sessions = {p.pid for p in leaders}
-        tracked = _session_processes(sessions, _descendants_of(sessions))
-        for process in leaders:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            else:  # `ray start` is gone: nothing can stop its children in order any more
-                _signal_group(process.pid, signal.SIGTERM)
-        if _wait_gone(leaders, sessions, tracked, time.monotonic() + timeout):
-            return
-        log.warning("Ray nodes still running %g s after SIGTERM; sending SIGKILL", timeout)
-        for process in leaders:
-            _signal_group(process.pid, signal.SIGKILL)
-        for pid, start in _alive(tracked).items():
-            _kill_if_same(pid, start)
-        if not _wait_gone(leaders, sessions, tracked, time.monotonic() + 10.0):
-            log.error("Ray processes survived SIGKILL: %s", sorted(_alive(tracked)))
+        self._state = "detached"
+        _RUNNING.discard(self)
+        return self.leaders()
+
+
+def terminate_nodes(
+    leaders: Mapping[int, int],
+    *,
+    timeout: float,
+    children: Sequence[subprocess.Popen[bytes]] = (),
+) -> None:
+    """Stop the Ray nodes led by ``leaders`` ({pid: start time}) and wait until all are gone.
+
+    SIGTERM goes to each `ray start` alone: it then stops its children in order (about 3 s).
+    A SIGTERM to the whole group leaves the GCS and `ray start` hanging for over 20 s. Works
+    from any process; ``children`` are the leaders' Popen objects when this process has them.
+    """
+    if not leaders:
+        return
+    sessions = set(leaders)
+    tracked = _session_processes(sessions, _descendants_of(sessions))
+    for pid, start in leaders.items():
+        if _alive({pid: start}):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        else:  # `ray start` is gone: nothing can stop its children in order any more
+            _signal_group(pid, signal.SIGTERM)
+    if _wait_gone(children, sessions, tracked, time.monotonic() + timeout):
+        return
+    log.warning("Ray nodes still running %g s after SIGTERM; sending SIGKILL", timeout)
+    for pid in leaders:
+        _signal_group(pid, signal.SIGKILL)
+    for pid, start in _alive(tracked).items():
+        _kill_if_same(pid, start)
+    if not _wait_gone(children, sessions, tracked, time.monotonic() + 10.0):
+        log.error("Ray processes survived SIGKILL: %s", sorted(_alive(tracked)))
 
 
 # Clusters still running when the interpreter exits are stopped then, not left behind.
