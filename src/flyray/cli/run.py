@@ -18,7 +18,13 @@ from .tasks import file_task_command
 def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any]) -> int:
     progress = _Progress(task)
     try:
-        context = with_runcontext(options["mode"], on_progress=progress, on_log=progress.log)
+        context = with_runcontext(
+            options["mode"],
+            on_progress=progress,
+            on_log=progress.log,
+            run_store=options["run_store"],
+            image=options["image"],
+        )
         handle = context.run(task, **kwargs)
         result = handle.outputs()
     except FlyrayError as exc:
@@ -53,7 +59,9 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
     default=None,
     help="Where the task runs [default: the `mode` setting, else local].",
 )
-def run(mode: str | None) -> None:
+@click.option("--run-store", help="Where run records go (path or fsspec URI).")
+@click.option("--image", help="Container image of the Ray nodes (default: the official Ray image).")
+def run(mode: str | None, run_store: str | None, image: str | None) -> None:
     """Run TASK from FILE and print its result."""
 
 
