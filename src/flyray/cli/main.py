@@ -7,7 +7,10 @@ import click
 import flyray
 
 from .config import config
+from .logs import logs
+from .render import render
 from .run import run
+from .runs import runs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +21,9 @@ def cli() -> None:
 
 cli.add_command(config)
 cli.add_command(run)
+cli.add_command(render)
+cli.add_command(runs)
+cli.add_command(logs)
 
 
 def main() -> None:

@@ -1,0 +1,72 @@
+"""``flyray render [OPTIONS] FILE TASK [--param value ...]``: print a run's RayJob manifest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from flyray.config.settings import Settings
+from flyray.errors import FlyrayError
+from flyray.executors.base import new_run_id
+from flyray.executors.render import render_for_run
+from flyray.manifest.rayjob import LATEST_KUBERAY_VERSION, dump_json, dump_yaml
+from flyray.store.runstore import RunStore
+from flyray.task.base import FunctionTask
+
+from .runs import fail, run_store_option
+from .tasks import file_task_command
+
+
+def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any]) -> int:
+    """Render the manifest a run of ``task`` would create and print it; ``kwargs`` are unused."""
+    try:
+        settings = Settings.load(
+            overrides={"run_store": options["run_store"], "image": options["image"]}
+        )
+        manifest = render_for_run(
+            task,
+            run_id=options["run_id"] or new_run_id(),
+            store=RunStore(settings.run_store_path()),
+            settings=settings,
+            kuberay_version=options["kuberay_version"],
+        )
+    except FlyrayError as exc:
+        fail(exc)
+    dump = dump_json if options["output"] == "json" else dump_yaml
+    click.echo(dump(manifest), nl=False)
+    return 0
+
+
+@file_task_command("render", _render_task)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Manifest format.",
+)
+@click.option(
+    "--kuberay-version",
+    metavar="X.Y.Z",
+    default=LATEST_KUBERAY_VERSION,
+    show_default=True,
+    help="The KubeRay operator to write for (older ones read other fields).",
+)
+@click.option(
+    "--image",
+    default=None,
+    help="Ray image [default: the `image` setting, else rayproject/ray for this Ray and Python].",
+)
+@run_store_option
+@click.option("--run-id", default=None, help="The run's id [default: a new one].")
+def render(
+    output: str, kuberay_version: str, image: str | None, run_store: str | None, run_id: str | None
+) -> None:
+    """Print the RayJob manifest a run of TASK from FILE would create.
+
+    The manifest is the one a run submits: the project's code bundle is stored in the run
+    store (once per content), and the entrypoint reads the run's inputs from there. Task
+    parameters are checked but do not change the manifest: a run stores them as its inputs.
+    """

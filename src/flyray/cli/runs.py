@@ -1,0 +1,220 @@
+"""``flyray runs list`` and ``flyray runs show RUN``: the runs a run store has recorded."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+from flyray.config.settings import Settings
+from flyray.errors import FlyrayError
+from flyray.store.record import Attempt, RunRecord
+from flyray.store.runstore import ErrorInfo, RunStore
+
+from .output import stderr
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_LIMIT = 20
+_STATUS_STYLES = {"SUCCEEDED": "green", "FAILED": "red", "STOPPED": "yellow", "RUNNING": "cyan"}
+
+
+def run_store_option(func: F) -> F:
+    """``--run-store URI``, shared by every command that reads or writes the run store."""
+    return click.option(
+        "--run-store",
+        metavar="URI",
+        default=None,
+        help="A folder or fsspec URI [default: the `run_store` setting, see `flyray config`].",
+    )(func)
+
+
+def open_store(run_store: str | None) -> RunStore:
+    """The run store a ``--run-store`` flag names, else the one the settings name."""
+    return RunStore(Settings.load(overrides={"run_store": run_store}).run_store_path())
+
+
+def fail(exc: FlyrayError) -> NoReturn:
+    """Print a flyray error as one readable line on stderr and exit 1."""
+    stderr.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+    sys.exit(1)
+
+
+@click.group("runs")
+def runs() -> None:
+    """List and inspect the runs in the run store."""
+
+
+@runs.command("list")
+@run_store_option
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Show at most N runs, newest first (0: all).",
+)
+def list_runs(run_store: str | None, limit: int) -> None:
+    """List the runs in the run store, newest first."""
+    try:
+        store = open_store(run_store)
+        records = store.list_records()
+    except FlyrayError as exc:
+        fail(exc)
+    if not records:
+        stderr.print(f"no runs in {escape(store.root)}", soft_wrap=True)
+        return
+    shown = records[:limit] if limit else records
+    table, console = runs_table(shown), Console(highlight=False)
+    # whole rows, as `kubectl get` writes them: a narrow terminal wraps lines, not cells
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    console.width = max(console.width, needed)
+    console.print(table)
+    if len(shown) < len(records):
+        stderr.print(f"[dim]{len(shown)} of {len(records)} runs; --limit 0 lists them all[/]")
+
+
+@runs.command("show")
+@click.argument("run_id", metavar="RUN")
+@run_store_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Text for people, JSON for scripts (the record's fields plus `error` and `files`).",
+)
+def show_run(run_id: str, run_store: str | None, output: str) -> None:
+    """Show one run: its record, attempts, cluster, error and where its files are."""
+    try:
+        store = open_store(run_store)
+        record = store.load_record(run_id)
+        error = store.read_error(run_id)
+    except FlyrayError as exc:
+        fail(exc)
+    files = run_files(store, run_id)
+    if output == "json":
+        click.echo(json.dumps(run_json(record, error, files), indent=2, sort_keys=True))
+    else:
+        click.echo("\n".join(run_text(record, error, files)))
+
+
+def runs_table(records: list[RunRecord]) -> Table:
+    """One row per run: id, task, mode, status, created, duration, attempts."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("run id", "task", "mode", "status", "created (UTC)", "duration"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    for record in records:
+        status = record.status.value
+        table.add_row(
+            Text(record.run_id),
+            Text(record.task),
+            Text(record.mode),
+            Text(status, style=_STATUS_STYLES.get(status, "")),
+            Text(_when(record.created_at, zone=False)),
+            Text(_duration(record)),
+            Text(str(len(record.attempts))),
+        )
+    return table
+
+
+def run_files(store: RunStore, run_id: str) -> dict[str, str]:
+    """Where the run's job log, manifest and inputs are in the store."""
+    return {
+        "logs": store.uri("runs", run_id, "logs", "job.log"),
+        "manifest": store.uri("runs", run_id, "manifest.yaml"),
+        "inputs": store.uri("runs", run_id, "inputs.pkl"),
+    }
+
+
+def run_json(record: RunRecord, error: ErrorInfo | None, files: dict[str, str]) -> dict[str, Any]:
+    """The record's own fields (``RunRecord.from_dict`` reads them back), its error and files."""
+    return {**record.to_dict(), "error": error.to_dict() if error else None, "files": files}
+
+
+def run_text(record: RunRecord, error: ErrorInfo | None, files: dict[str, str]) -> list[str]:
+    """The lines of ``flyray runs show``: fields, attempts, cluster, error, files."""
+    lines = _fields(
+        {
+            "run": record.run_id,
+            "task": record.task,
+            "mode": record.mode,
+            "status": record.status.value,
+            "message": record.message,
+            "created": _when(record.created_at),
+            "started": _when(record.started_at),
+            "ended": _when(record.ended_at),
+            "duration": _duration(record),
+            "rayjob": record.manifest_name,
+        }
+    )
+    lines += _section("attempts", [_attempt_line(a) for a in record.attempts])
+    lines += _section("cluster", _fields(record.cluster))
+    if error is not None:
+        lines += _section("error", [f"{error.type}: {error.message}"])
+        lines += _section("remote traceback", error.traceback.rstrip("\n").splitlines())
+    lines += _section("files", _fields(files))
+    lines.append(f"\nlogs: flyray logs {record.run_id}")
+    return lines
+
+
+def _fields(values: dict[str, str | None]) -> list[str]:
+    """``name  value`` lines, aligned, for the values that are set."""
+    present = {name: value for name, value in values.items() if value}
+    width = max((len(name) for name in present), default=0) + 2
+    return [f"{name:<{width}}{value}" for name, value in present.items()]
+
+
+def _section(title: str, lines: list[str]) -> list[str]:
+    """A blank line, the title and the lines indented; nothing when there are no lines."""
+    return ["", f"{title}:", *(f"  {line}" for line in lines)] if lines else []
+
+
+def _attempt_line(attempt: Attempt) -> str:
+    """``#1 r0a1b2c3d4e-1 FAILED 2026-01-31 12:00:05 exit 1`` for one attempt."""
+    parts = (
+        f"#{attempt.number}",
+        attempt.submission_id,
+        attempt.status.value,
+        _when(attempt.started_at),
+        attempt.message,
+    )
+    return "  ".join(part for part in parts if part)
+
+
+def _when(timestamp: str | None, *, zone: bool = True) -> str:
+    """An ISO time as ``2026-01-31 12:00:05 UTC`` (``UTC`` left out with ``zone=False``)."""
+    if not timestamp:
+        return ""
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return timestamp  # not ours to judge: shown as stored
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if zone else "%Y-%m-%d %H:%M:%S").strip()
+
+
+def _duration(record: RunRecord) -> str:
+    """Start (or creation) to end as ``12.3 s`` / ``4m 05s``; empty while the run goes on."""
+    try:
+        start = datetime.fromisoformat(record.started_at or record.created_at)
+        end = datetime.fromisoformat(record.ended_at or "")
+    except (TypeError, ValueError):
+        return ""
+    seconds = max((end - start).total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m {rest:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
