@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -29,15 +30,19 @@ GROUP_RESOURCE_UNITS = 1000  # per node: enough that the group resource never li
 
 def cluster_nodes(manifest: Mapping[str, Any]) -> tuple[NodeSpec, list[NodeSpec]]:
     """The head and every worker replica of a RayJob's ``rayClusterSpec``."""
-    cluster = manifest.get("spec", {}).get("rayClusterSpec")
+    cluster = (manifest.get("spec") or {}).get("rayClusterSpec")
     if not cluster:
         raise ManifestError("the RayJob has no rayClusterSpec: there is no cluster to start")
+    if not cluster.get("headGroupSpec"):
+        raise ManifestError("the RayJob's rayClusterSpec has no headGroupSpec")
     head = _node("head", cluster["headGroupSpec"], head=True)
     workers = []
-    for group in cluster.get("workerGroupSpecs", []):
-        name = group["groupName"]
-        replicas = max(group.get("replicas", 0), group.get("minReplicas", 0))
-        for index in range(replicas * group.get("numOfHosts", 1)):
+    for group in cluster.get("workerGroupSpecs") or []:
+        name = group.get("groupName")
+        if not name:
+            raise ManifestError("a workerGroupSpecs entry of the RayJob has no groupName")
+        replicas = max(group.get("replicas") or 0, group.get("minReplicas") or 0)
+        for index in range(replicas * (group.get("numOfHosts") or 1)):
             workers.append(_node(f"{name}-{index}", group, group_name=name))
     return head, workers
 
@@ -45,48 +50,104 @@ def cluster_nodes(manifest: Mapping[str, Any]) -> tuple[NodeSpec, list[NodeSpec]
 def _node(
     name: str, group: Mapping[str, Any], *, head: bool = False, group_name: str | None = None
 ) -> NodeSpec:
-    params = dict(group.get("rayStartParams", {}))
-    container = group["template"]["spec"]["containers"][0]
-    limits = container.get("resources", {}).get("limits", {})
-    requests = container.get("resources", {}).get("requests", {})
-    resources = json.loads(params.pop("resources", "{}").strip("'\"") or "{}")
-    labels = dict(_labels(params.pop("labels", "")))
+    """One node of a group: its rayStartParams, else what its Ray container's resources say.
+
+    A param that is present wins even when it is "0" (``num-cpus: "0"`` keeps work off the head).
+    """
+    params = {key: str(value) for key, value in (group.get("rayStartParams") or {}).items()}
+    resources = _container(name, group).get("resources") or {}
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    custom = _resources(name, params.pop("resources", ""))
+    labels = dict(_labels(_unquote(params.pop("labels", ""))))
     if group_name is not None:
-        resources.setdefault(group_name, GROUP_RESOURCE_UNITS)
+        custom.setdefault(group_name, GROUP_RESOURCE_UNITS)
         labels.setdefault(GROUP_LABEL, group_name)
+    cpus, gpus = params.pop("num-cpus", None), params.pop("num-gpus", None)
     return NodeSpec(
         name=name,
         head=head,
-        num_cpus=_number(params.pop("num-cpus", None)) or _cpus(limits, requests),
-        num_gpus=_number(params.pop("num-gpus", None)) or _gpus(limits),
+        num_cpus=_cpus(limits, requests) if cpus is None else float(cpus),
+        num_gpus=_gpus(limits) if gpus is None else float(gpus),
         memory=_memory(params.pop("memory", None), limits),
-        resources=resources,
+        resources=custom,
         labels=labels,
         params=params,
     )
 
 
-def _cpus(limits: Mapping[str, str], requests: Mapping[str, str]) -> int | None:
-    quantity = limits.get("cpu", requests.get("cpu"))
-    return None if quantity is None else math.ceil(parse_quantity("cpu", quantity))
+def _container(name: str, group: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The Ray container of a group: ``containers[0]`` of its pod template, as KubeRay takes it."""
+    containers = ((group.get("template") or {}).get("spec") or {}).get("containers") or []
+    if not containers:
+        raise ManifestError(f"the pod template of Ray node {name!r} has no containers")
+    return containers[0]
 
 
-def _gpus(limits: Mapping[str, str]) -> int | None:
-    counts = [parse_quantity(key, v) for key, v in limits.items() if key.endswith("gpu")]
-    return int(sum(counts, Decimal(0))) if counts else None
+def _cpus(limits: Mapping[str, Any], requests: Mapping[str, Any]) -> int | None:
+    """CPUs from the CPU limit, else (no or zero limit) the request, rounded up; None if neither."""
+    for quantities in (limits, requests):
+        cpus = _nonzero("cpu", quantities.get("cpu"))
+        if cpus is not None:
+            return math.ceil(cpus)
+    return None
 
 
-def _memory(param: str | None, limits: Mapping[str, str]) -> int | None:
+def _gpus(limits: Mapping[str, Any]) -> int | None:
+    """GPUs from the non-zero limits whose key ends in "gpu" (e.g. ``nvidia.com/gpu``)."""
+    counts = [_nonzero(key, v) for key, v in limits.items() if key.endswith("gpu")]
+    found = [count for count in counts if count is not None]
+    return math.ceil(sum(found, Decimal(0))) if found else None
+
+
+def _memory(param: str | None, limits: Mapping[str, Any]) -> int | None:
+    """Bytes from the ``memory`` param, else from a non-zero memory limit (a request is ignored)."""
     if param is not None:
         return int(param)
-    quantity = limits.get("memory")
-    return None if quantity is None else math.ceil(parse_quantity("memory", quantity))
+    memory = _nonzero("memory", limits.get("memory"))
+    return None if memory is None else math.ceil(memory)
 
 
-def _number(value: str | None) -> float | None:
-    return None if value is None else float(value)
+def _nonzero(field: str, quantity: Any) -> Decimal | None:
+    """A quantity as a Decimal, or None when it is absent or zero (KubeRay skips zero values)."""
+    if quantity is None:
+        return None
+    value = parse_quantity(field, quantity)
+    return value if value else None
+
+
+def _unquote(text: str) -> str:
+    """A param value as bash sees it: KubeRay pastes params unquoted into a bash line.
+
+    Users therefore quote JSON themselves (``'"{\\"custom\\": 1}"'`` or ``"'{...}'"``); a value that
+    starts with a quote is split the way the shell would, and must be a single word.
+    """
+    text = text.strip()
+    if not text or text[0] not in "'\"":
+        return text
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ManifestError(f"rayStartParams value {text!r} is not valid shell quoting") from exc
+    if len(words) != 1:
+        raise ManifestError(f"rayStartParams value {text!r} is more than one shell word")
+    return words[0]
+
+
+def _resources(name: str, text: str) -> dict[str, float]:
+    """The ``resources`` param (a JSON object, possibly shell-quoted) as a dict."""
+    text = _unquote(text)
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"rayStartParams.resources of {name!r} is not JSON: {text!r}") from exc
+    if not isinstance(value, dict):
+        raise ManifestError(f"rayStartParams.resources of {name!r} is not an object: {text!r}")
+    return value
 
 
 def _labels(text: str) -> list[tuple[str, str]]:
+    """The ``labels`` param ("k=v,k2=v2") as pairs."""
     pairs = [item.split("=", 1) for item in text.split(",") if "=" in item]
     return [(key.strip(), value.strip()) for key, value in pairs]
