@@ -116,3 +116,12 @@ kept_env = flyray.TaskEnvironment(
 @kept_env.task
 def quick() -> int:
     return ray.get(square.remote(3))
+
+
+@head_only.task(retries=1)
+def fail_once(marker: str) -> str:
+    """Fail on the first attempt (leaving a marker file), succeed on the retry."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first attempt fails")
+    return "second attempt"

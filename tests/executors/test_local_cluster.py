@@ -136,3 +136,29 @@ def test_ttl_keeps_the_cluster_then_removes_it(store_dir):
     assert record.cluster["kept_until"] and record.cluster["reaper_pid"]
     assert pids_mentioning(record.cluster["temp_dir"]), "the cluster should outlive the run"
     assert_cluster_gone(record)  # the reaper stops it after ttl_seconds_after_finished
+
+
+def test_retries_resubmit_and_record_every_attempt(store_dir, tmp_path):
+    marker = str(tmp_path / "attempted")
+    assert run_on_local_cluster(store_dir, "fail_once", marker=marker).outputs() == "second attempt"
+    record = only_record(store_dir)
+    assert [a.status for a in record.attempts] == [RunStatus.FAILED, RunStatus.SUCCEEDED]
+    assert "first attempt fails" in record.attempts[0].message
+    assert record.status is RunStatus.SUCCEEDED
+    assert_cluster_gone(record)
+
+
+def test_cli_failure_prints_the_remote_traceback_and_run_id(store_dir):
+    cmd = [str(Path(sys.executable).parent / "flyray"), "run", "--mode", "local-cluster"]
+    result = subprocess.run(
+        [*cmd, "--run-store", store_dir, TASKS, "fail_remotely", "--code", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    record = only_record(store_dir)
+    assert result.returncode == 1
+    assert 'raise RuntimeError(f"failed on purpose with code {code}")' in result.stderr
+    assert f"run {record.run_id}" in result.stderr
+    assert_cluster_gone(record)
