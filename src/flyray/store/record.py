@@ -32,6 +32,7 @@ class Attempt:
     started_at: str | None = None
     ended_at: str | None = None
     message: str | None = None
+    error_kind: str | None = None  # "user" (the task raised) or "infrastructure" (Ray said so)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable values."""
