@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,8 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
         workers=[NodeSpec(name="worker-0", num_cpus=1, resources={"workers": 1})],
         dashboard=True,
         client_server=True,
+        # Jobs run `python`: make it this interpreter, which has flyray installed.
+        env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
     )
     with cluster:
         yield cluster

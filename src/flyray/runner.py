@@ -17,6 +17,7 @@ __all__ = ["MODES", "Run", "RunContext", "run", "with_runcontext"]
 MODES: dict[str, str] = {
     "local": "flyray.executors.local:LocalExecutor",
     "local-cluster": "flyray.executors.local_cluster:LocalClusterExecutor",
+    "cluster": "flyray.executors.cluster:ClusterExecutor",
 }
 
 
@@ -45,6 +46,8 @@ class RunContext:
     settings: Settings
     on_progress: ProgressCallback | None = None
     on_log: LogCallback | None = None
+    detach: bool = False
+    skip_version_check: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -54,7 +57,12 @@ class RunContext:
         """A new executor for this context's mode."""
         module, _, name = MODES[self.mode].partition(":")
         executor_type = getattr(importlib.import_module(module), name)
-        return executor_type(self.settings, on_log=self.on_log)
+        options = {"detach": self.detach, "skip_version_check": self.skip_version_check}
+        chosen = {key: value for key, value in options.items() if value}
+        for key in chosen:
+            if key not in executor_type.options:
+                raise ConfigError(key, True, f"is not available in {self.mode} mode")
+        return executor_type(self.settings, on_log=self.on_log, **chosen)
 
     def run(self, task: FunctionTask, *args: Any, **kwargs: Any) -> Run:
         """Run ``task(*args, **kwargs)`` to completion; the task's own error is raised."""
@@ -65,7 +73,7 @@ class RunContext:
         executor.submit(task, args, kwargs, run_id=run_id)
         status = executor.wait(run_id, on_progress=self.on_progress)
         handle = Run(run_id, task.name, self.mode, status, executor)
-        if status is not RunStatus.SUCCEEDED:
+        if status in (RunStatus.FAILED, RunStatus.STOPPED):
             handle.outputs()  # raises the task's error
         return handle
 
@@ -75,18 +83,29 @@ def with_runcontext(
     *,
     on_progress: ProgressCallback | None = None,
     on_log: LogCallback | None = None,
+    detach: bool = False,
+    skip_version_check: bool = False,
     **settings: Any,
 ) -> RunContext:
     """A context to run tasks in, e.g. ``flyray.with_runcontext(mode="local-cluster")``.
 
     ``mode`` and ``settings`` (``run_store``, ``image``, ``namespace``) override the project's
     settings (pyproject ``[tool.flyray]``, ``FLYRAY_*``); job logs go to ``on_log`` (stderr).
+    ``detach`` (cluster mode) returns once the job is submitted; ``skip_version_check`` runs
+    even when the cluster's versions differ from the caller's.
     """
     unknown = sorted(set(settings) - set(Settings.names()))
     if unknown:
         raise ConfigError("with_runcontext", unknown, f"takes settings {Settings.names()}")
     resolved = Settings.load(overrides={"mode": mode, **settings})
-    return RunContext(resolved.mode, resolved, on_progress=on_progress, on_log=on_log)
+    return RunContext(
+        resolved.mode,
+        resolved,
+        on_progress=on_progress,
+        on_log=on_log,
+        detach=detach,
+        skip_version_check=skip_version_check,
+    )
 
 
 def run(task: FunctionTask, *args: Any, **kwargs: Any) -> Run:

@@ -125,3 +125,23 @@ def fail_once(marker: str) -> str:
         open(marker, "w").close()
         raise RuntimeError("first attempt fails")
     return "second attempt"
+
+
+plain_ray = flyray.TaskEnvironment(name="lc_plain", plugin_config=RayJobConfig())
+
+
+@plain_ray.task
+def sum_of_squares(n: int) -> int:
+    print(f"summing {n} squares", flush=True)
+    return sum(ray.get([square.remote(i) for i in range(n)]))
+
+
+@plain_ray.task(retries=2)
+def always_fails() -> None:
+    raise ValueError("this task always fails")
+
+
+@plain_ray.task
+def sleep_long() -> None:
+    print("sleeping", flush=True)
+    time.sleep(300)

@@ -7,7 +7,7 @@ import click
 from flyray.errors import FlyrayError
 
 from .output import stderr
-from .runs import fail, open_store, run_store_option
+from .runs import fail, load_current, open_store, run_store_option
 
 
 @click.command("logs")
@@ -17,7 +17,7 @@ def logs(run_id: str, run_store: str | None) -> None:
     """Print the stored job log of RUN (the Ray job's driver output) to stdout."""
     try:
         store = open_store(run_store)
-        record = store.load_record(run_id)
+        record = load_current(store, run_id)
         text = store.read_log(run_id)
     except FlyrayError as exc:
         fail(exc)

@@ -6,6 +6,7 @@ import click
 
 import flyray
 
+from .cancel import cancel
 from .config import config
 from .logs import logs
 from .render import render
@@ -24,6 +25,7 @@ cli.add_command(run)
 cli.add_command(render)
 cli.add_command(runs)
 cli.add_command(logs)
+cli.add_command(cancel)
 
 
 def main() -> None:

@@ -24,8 +24,20 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
             on_log=progress.log,
             run_store=options["run_store"],
             image=options["image"],
+            address=options["address"],
+            detach=options["detach"],
+            skip_version_check=options["skip_version_check"],
         )
         handle = context.run(task, **kwargs)
+        if options["detach"]:
+            progress.stop()
+            stderr.print(
+                f"follow it with `flyray logs {handle.run_id}`, stop it with "
+                f"`flyray cancel {handle.run_id}`",
+                markup=False,
+            )
+            click.echo(handle.run_id)
+            return 0
         result = handle.outputs()
     except FlyrayError as exc:
         progress.stop()
@@ -59,9 +71,14 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
     default=None,
     help="Where the task runs [default: the `mode` setting, else local].",
 )
+@click.option("--address", help="cluster mode: the Jobs API, http://HOST:8265.")
+@click.option("--detach", is_flag=True, help="cluster mode: print the run id once submitted.")
+@click.option(
+    "--skip-version-check", is_flag=True, help="Run even if the cluster's versions differ."
+)
 @click.option("--run-store", help="Where run records go (path or fsspec URI).")
 @click.option("--image", help="Container image of the Ray nodes (default: the official Ray image).")
-def run(mode: str | None, run_store: str | None, image: str | None) -> None:
+def run(**options: object) -> None:
     """Run TASK from FILE and print its result."""
 
 

@@ -43,6 +43,16 @@ def open_store(run_store: str | None) -> RunStore:
     return RunStore(Settings.load(overrides={"run_store": run_store}).run_store_path())
 
 
+def load_current(store: RunStore, run_id: str) -> RunRecord:
+    """A run's record; a detached cluster run is first brought up to date from its cluster."""
+    record = store.load_record(run_id)
+    if record.mode == "cluster" and not record.status.is_terminal():
+        from flyray.executors.cluster import refresh_run
+
+        record = refresh_run(store, record)
+    return record
+
+
 def fail(exc: FlyrayError) -> NoReturn:
     """Print a flyray error as one readable line on stderr and exit 1."""
     stderr.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
@@ -98,7 +108,7 @@ def show_run(run_id: str, run_store: str | None, output: str) -> None:
     """Show one run: its record, attempts, cluster, error and where its files are."""
     try:
         store = open_store(run_store)
-        record = store.load_record(run_id)
+        record = load_current(store, run_id)
         error = store.read_error(run_id)
     except FlyrayError as exc:
         fail(exc)

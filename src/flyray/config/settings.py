@@ -27,6 +27,7 @@ class Settings:
     run_store: str = DEFAULT_RUN_STORE
     image: str | None = None
     namespace: str | None = None
+    address: str | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -42,6 +42,7 @@ class Executor(ABC):
     """Runs tasks in one mode; ``flyray.run`` and the CLI pick an executor, nothing more."""
 
     mode: ClassVar[str]
+    options: ClassVar[frozenset[str]] = frozenset()  # run options it takes besides settings
 
     @abstractmethod
     def submit(

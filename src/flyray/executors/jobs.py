@@ -149,7 +149,8 @@ class JobFollower:
             attempt.ended_at = utc_now()
         attempt.status = status
         if status is not RunStatus.SUCCEEDED:
-            self.run_.error = self.run_.error or self._job_error(submission_id, attempt)
+            if not isinstance(self.run_.error, TaskTimeoutError):
+                self.run_.error = self._job_error(submission_id, attempt)
             attempt.message = str(self.run_.error)
         else:
             self.run_.error = None

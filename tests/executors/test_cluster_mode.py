@@ -1,0 +1,117 @@
+"""cluster mode against a real running cluster (the session fixture), through its Jobs API."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import flyray
+from flyray.cli.main import cli
+from flyray.executors.base import RunStatus
+from flyray.executors.cluster import connect
+from flyray.executors.nodes import free_port
+from flyray.store.runstore import RunStore
+from flyray.task.loader import load_task
+
+pytestmark = pytest.mark.slow
+
+TASKS = str(Path(__file__).with_name("lc_tasks.py"))
+ROOT = Path(__file__).parents[2]
+FLYRAY = str(Path(sys.executable).parent / "flyray")
+
+
+@pytest.fixture
+def cluster_env(ray_cluster, monkeypatch, tmp_path):
+    """The caller's environment for the session cluster: its token, its address, a run store."""
+    for name, value in ray_cluster.auth_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FLYRAY_ADDRESS", ray_cluster.dashboard_url)
+    store = str(tmp_path / "runs")
+    monkeypatch.setenv("FLYRAY_RUN_STORE", store)
+    return store
+
+
+def run(task_name, *args, **options):
+    context = flyray.with_runcontext(mode="cluster", on_log=lambda _: None, **options)
+    return context.run(load_task(TASKS, task_name), *args)
+
+
+def test_seed_work_on_an_existing_cluster(cluster_env):
+    handle = run("sum_of_squares", 10)
+    assert handle.outputs() == 285
+    (record,) = RunStore(cluster_env).list_records()
+    assert record.mode == "cluster" and record.status is RunStatus.SUCCEEDED
+    assert "summing 10 squares" in RunStore(cluster_env).read_log(record.run_id)
+
+
+def test_retries_make_three_attempts(cluster_env):
+    with pytest.raises(flyray.TaskError, match="this task always fails"):
+        run("always_fails")
+    (record,) = RunStore(cluster_env).list_records()
+    assert [a.status for a in record.attempts] == [RunStatus.FAILED] * 3
+    assert len({a.submission_id for a in record.attempts}) == 3
+    assert {a.error_kind for a in record.attempts} == {"user"}
+
+
+def test_detach_then_show_logs_and_cancel(cluster_env, ray_cluster):
+    handle = run("sleep_long", detach=True)
+    assert handle.status is RunStatus.RUNNING
+    runner = CliRunner()
+    deadline = time.monotonic() + 120
+    while "sleeping" not in (logs := runner.invoke(cli, ["logs", handle.run_id]).output):
+        assert time.monotonic() < deadline, logs
+        time.sleep(0.5)
+    shown = runner.invoke(cli, ["runs", "show", handle.run_id])
+    assert "RUNNING" in shown.output
+    cancelled = runner.invoke(cli, ["cancel", handle.run_id])
+    assert cancelled.exit_code == 0, cancelled.output
+    record = RunStore(cluster_env).load_record(handle.run_id)
+    assert record.status is RunStatus.STOPPED
+    client = connect(ray_cluster.dashboard_url, skip_version_check=True)
+    submission = record.attempts[-1].submission_id
+    deadline = time.monotonic() + 60
+    while client.get_job_status(submission).value != "STOPPED":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_cli_seed_example_on_a_cluster(cluster_env):
+    result = subprocess.run(
+        [FLYRAY, "run", "--mode", "cluster", "examples/seed.py", "my_ray_task", "--n", "10"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "285\n"
+
+
+def test_unreachable_address(cluster_env):
+    address = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(flyray.SubmissionError, match=f"no Ray Jobs API answered at {address}"):
+        run("sum_of_squares", 1, address=address)
+
+
+def test_ray_client_address_is_the_wrong_scheme(cluster_env, ray_cluster):
+    with pytest.raises(flyray.ConfigError, match="ray:// addresses are for the Ray Client"):
+        run("sum_of_squares", 1, address=ray_cluster.client_address)
+
+
+@pytest.mark.parametrize("token", [None, "not-the-token"])
+def test_missing_or_wrong_token(cluster_env, monkeypatch, token):
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    if token:
+        monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    state = "was refused" if token else "is missing"
+    with pytest.raises(
+        flyray.SubmissionError, match=f"needs token authentication and the token {state}"
+    ):
+        run("sum_of_squares", 1)
+    assert token is None or token not in str(run.__doc__)
