@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from flyray.executors.nodes import free_port
 from tests.procs import wait_until_gone
 
 ROOT = Path(__file__).parents[2]
@@ -43,3 +44,26 @@ def test_existing_cluster_through_the_ray_client(ray_cluster):
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info == {"alive_nodes": 2, "cpus": 3.0, "sum_of_squares": 285}
+
+
+@pytest.mark.slow
+def test_ray_address_is_honoured_without_a_configured_address(ray_cluster):
+    env = {**os.environ, **ray_cluster.auth_env(), "RAY_ADDRESS": ray_cluster.client_address}
+    result = flyray_run("tests/executors/lc_tasks.py", "alive_nodes", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "2\n", "the task should have run on the two-node session cluster"
+
+
+@pytest.mark.slow
+def test_unreachable_ray_client_address_says_what_was_tried():
+    address = f"ray://127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "RAY_CLIENT_ADDRESS": address,
+        # Ray's own bounds on a client connection (30 s by default): keep the test short.
+        "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "1",
+        "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S": "1",
+    }
+    result = flyray_run("examples/existing_cluster.py", "cluster_info", env=env, timeout=120)
+    assert result.returncode == 1
+    assert f"could not connect to Ray at {address} (waited" in result.stderr

@@ -145,3 +145,8 @@ def always_fails() -> None:
 def sleep_long() -> None:
     print("sleeping", flush=True)
     time.sleep(300)
+
+
+@plain_ray.task
+def alive_nodes() -> int:
+    return sum(1 for node in ray.nodes() if node["Alive"])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from typing import Any
 
+from flyray.errors import SubmissionError
 from flyray.manifest.pod import ray_pod_template, resource_requirements
 from flyray.plugins.ray.config import (
     AutoscalerOptions,
@@ -68,7 +70,18 @@ class RayFunctionTask(FunctionTask):
         runtime_env = self.runtime_env()
         if runtime_env:
             init_params["runtime_env"] = runtime_env
-        ray.init(**init_params)
+        address = self.plugin_config.address or os.environ.get("RAY_ADDRESS")
+        started = time.monotonic()
+        try:
+            ray.init(**init_params)
+        except (ConnectionError, TimeoutError) as exc:
+            waited = time.monotonic() - started
+            raise SubmissionError(
+                f"could not connect to Ray at {address} (waited {waited:.0f} s): "
+                f"{str(exc).strip() or type(exc).__name__}; check the address, that the "
+                "cluster is up, and for token authentication RAY_AUTH_MODE=token with "
+                "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
+            ) from exc
         self._started_ray = True
         return {}
 
@@ -83,7 +96,7 @@ class RayFunctionTask(FunctionTask):
 
     def describe_pre(self) -> str:
         """What ``pre`` is doing, for progress displays."""
-        address = self.plugin_config.address
+        address = self.plugin_config.address or os.environ.get("RAY_ADDRESS")
         return f"Connecting to Ray at {address}" if address else "Starting Ray"
 
     def runtime_env(self) -> dict[str, Any]:
