@@ -54,7 +54,7 @@ def test_run_starts_ray_applies_runtime_env_and_stops_it(ray_tmpdir):
 
 def test_unknown_mode_lists_valid_ones():
     with pytest.raises(
-        flyray.ConfigError, match=r"mode must be one of: local, local-cluster; got .kuberay."
+        flyray.ConfigError, match=r"mode must be one of: local, local-cluster, cluster; got .kuberay."
     ):
         flyray.with_runcontext(mode="kuberay")
 
