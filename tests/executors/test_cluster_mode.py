@@ -1,6 +1,7 @@
 """cluster mode against a real running cluster (the session fixture), through its Jobs API."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -115,3 +116,45 @@ def test_missing_or_wrong_token(cluster_env, monkeypatch, token):
     ):
         run("sum_of_squares", 1)
     assert token is None or token not in str(run.__doc__)
+
+
+def test_version_warning_and_skip(cluster_env):
+    seen = []
+    flyray.with_runcontext(mode="cluster", on_progress=seen.append, on_log=lambda _: None).run(
+        load_task(TASKS, "sum_of_squares"), 2
+    )
+    assert any("warning: the Python version of the cluster" in line for line in seen)
+    seen.clear()
+    run_context = flyray.with_runcontext(
+        mode="cluster", on_progress=seen.append, on_log=lambda _: None, skip_version_check=True
+    )
+    assert run_context.run(load_task(TASKS, "sum_of_squares"), 2).outputs() == 1
+    assert not any(line.startswith("warning:") for line in seen)
+
+
+def test_ctrl_c_stops_the_ray_job(cluster_env, ray_cluster):
+    proc = subprocess.Popen(
+        [FLYRAY, "run", "--mode", "cluster", TASKS, "sleep_long"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("sleeping"):
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    assert "stopped Ray job" in rest
+    (record,) = RunStore(cluster_env).list_records()
+    assert record.status is RunStatus.STOPPED
+    client = connect(ray_cluster.dashboard_url, skip_version_check=True)
+    deadline = time.monotonic() + 60
+    while client.get_job_status(record.attempts[-1].submission_id).value != "STOPPED":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)

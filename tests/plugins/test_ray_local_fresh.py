@@ -53,10 +53,10 @@ def test_run_starts_ray_applies_runtime_env_and_stops_it(ray_tmpdir):
 
 
 def test_unknown_mode_lists_valid_ones():
-    with pytest.raises(
-        flyray.ConfigError, match=r"mode must be one of: local, local-cluster, cluster; got .kuberay."
-    ):
-        flyray.with_runcontext(mode="kuberay")
+    with pytest.raises(flyray.ConfigError) as info:
+        flyray.with_runcontext(mode="elsewhere")
+    assert str(info.value).startswith("mode must be one of: local, local-cluster, cluster")
+    assert str(info.value).endswith("got 'elsewhere'")
 
 
 def test_run_refuses_plain_functions():
