@@ -7,6 +7,7 @@
     ├── ManifestError           a configuration that cannot be rendered for the target
     ├── RunStoreError           a run's record, data or code bundle cannot be stored or read
     ├── SubmissionError         a cluster could not be reached, authenticated or started
+    │   └── NodeStartError      a node of a local cluster did not come up (in executors.nodes)
     └── TaskError               the task ran and failed: run id, remote traceback, logs
         └── TaskTimeoutError    the task ran longer than its timeout
 
