@@ -18,6 +18,7 @@ MODES: dict[str, str] = {
     "local": "flyray.executors.local:LocalExecutor",
     "local-cluster": "flyray.executors.local_cluster:LocalClusterExecutor",
     "cluster": "flyray.executors.cluster:ClusterExecutor",
+    "kuberay": "flyray.executors.kuberay:KubeRayExecutor",
 }
 
 
@@ -89,10 +90,11 @@ def with_runcontext(
 ) -> RunContext:
     """A context to run tasks in, e.g. ``flyray.with_runcontext(mode="local-cluster")``.
 
-    ``mode`` and ``settings`` (``run_store``, ``image``, ``namespace``) override the project's
-    settings (pyproject ``[tool.flyray]``, ``FLYRAY_*``); job logs go to ``on_log`` (stderr).
-    ``detach`` (cluster mode) returns once the job is submitted; ``skip_version_check`` runs
-    even when the cluster's versions differ from the caller's.
+    ``mode`` and ``settings`` (``run_store``, ``image``, ``namespace``, ``context``,
+    ``shared_run_store``, ``address``) override the project's settings (pyproject
+    ``[tool.flyray]``, ``FLYRAY_*``); job logs go to ``on_log`` (stderr). ``detach`` (cluster
+    and kuberay modes) returns once the job is submitted; ``skip_version_check`` runs even when
+    the cluster's versions differ from the caller's.
     """
     unknown = sorted(set(settings) - set(Settings.names()))
     if unknown:

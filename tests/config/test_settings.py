@@ -53,3 +53,28 @@ def test_config_command_prints_values_and_sources(project, monkeypatch):
     output = CliRunner().invoke(cli, ["config"]).output
     assert "example.com/ray:1" in output and "pyproject.toml" in output
     assert "env FLYRAY_NAMESPACE" in output
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", True), ("true", True), ("No", False), ("0", False), ("", False)]
+)
+def test_shared_run_store_is_a_flag(tmp_path, value, expected):
+    environ = {"FLYRAY_SHARED_RUN_STORE": value} if value else {}
+    assert Settings.load(cwd=tmp_path, environ=environ).shared_run_store is expected
+
+
+def test_shared_run_store_from_pyproject_and_flags(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.flyray]\nshared_run_store = true\n")
+    assert Settings.load(cwd=tmp_path, environ={}).shared_run_store is True
+    flagged = Settings.load(cwd=tmp_path, environ={}, overrides={"shared_run_store": False})
+    assert flagged.shared_run_store is False
+
+
+def test_bad_shared_run_store_names_its_source(tmp_path):
+    with pytest.raises(ConfigError, match=r"shared_run_store \(from env FLYRAY_SHARED_RUN_STORE\)"):
+        Settings.load(cwd=tmp_path, environ={"FLYRAY_SHARED_RUN_STORE": "maybe"})
+
+
+def test_context_setting(tmp_path):
+    settings = Settings.load(cwd=tmp_path, environ={"FLYRAY_CONTEXT": "prod"})
+    assert (settings.context, settings.sources["context"]) == ("prod", "env FLYRAY_CONTEXT")

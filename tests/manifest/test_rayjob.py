@@ -201,6 +201,7 @@ def timeout_and_retries() -> tuple[Any, dict[str, Any]]:
         worker_node_config=[WorkerNodeConfig(group_name="workers", replicas=2)],
         shutdown_after_job_finishes=True,
         ttl_seconds_after_finished=0,
+        pre_running_deadline_seconds=600,
     )
     return make_task(config, retries=3, timeout=timedelta(minutes=30, seconds=0.5)), {}
 
@@ -444,6 +445,9 @@ def test_old_operator_cannot_express_retries_or_timeout() -> None:
     assert (
         render(make_task(config, retries=2), kuberay_version="1.2.0")["spec"]["backoffLimit"] == 2
     )
+    waiting = RayJobConfig(pre_running_deadline_seconds=60)
+    with pytest.raises(ManifestError, match=r"pre_running_deadline_seconds=60.*added in 1\.6\.0"):
+        render(make_task(waiting), kuberay_version="1.5.0")
 
 
 def test_bad_kuberay_version() -> None:
@@ -459,8 +463,10 @@ def test_deadline_and_retries() -> None:
     assert spec["activeDeadlineSeconds"] == 1801  # 1800.5 s rounded up
     assert spec["backoffLimit"] == 3
     assert spec["ttlSecondsAfterFinished"] == 0
+    assert spec["preRunningDeadlineSeconds"] == 600
     example = rendered("spec_example")["spec"]
     assert example["backoffLimit"] == 0 and "activeDeadlineSeconds" not in example
+    assert "preRunningDeadlineSeconds" not in example
     assert "ttlSecondsAfterFinished" not in rendered("several_groups")["spec"]
 
 

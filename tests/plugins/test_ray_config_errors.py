@@ -124,6 +124,18 @@ INVALID = [
         "600",
     ),
     (
+        "pre-running deadline zero",
+        lambda: RayJobConfig(pre_running_deadline_seconds=0),
+        "pre_running_deadline_seconds",
+        "0",
+    ),
+    (
+        "pre-running deadline not int",
+        lambda: RayJobConfig(pre_running_deadline_seconds=1.5),
+        "pre_running_deadline_seconds",
+        "1.5",
+    ),
+    (
         "runtime_env not dict",
         lambda: RayJobConfig(runtime_env=["numpy"]),
         "runtime_env",

@@ -25,6 +25,9 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
             run_store=options["run_store"],
             image=options["image"],
             address=options["address"],
+            namespace=options["namespace"],
+            context=options["context"],
+            shared_run_store=True if options["shared_run_store"] else None,
             detach=options["detach"],
             skip_version_check=options["skip_version_check"],
         )
@@ -72,7 +75,18 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
     help="Where the task runs [default: the `mode` setting, else local].",
 )
 @click.option("--address", help="cluster mode: the Jobs API, http://HOST:8265.")
-@click.option("--detach", is_flag=True, help="cluster mode: print the run id once submitted.")
+@click.option(
+    "--detach", is_flag=True, help="cluster and kuberay modes: print the run id once submitted."
+)
+@click.option(
+    "--namespace", help="kuberay mode: the namespace [default: the kubeconfig context's]."
+)
+@click.option("--context", help="kuberay mode: the kubeconfig context [default: the current one].")
+@click.option(
+    "--shared-run-store",
+    is_flag=True,
+    help="kuberay mode: the run store path is shared storage the cluster's pods mount too.",
+)
 @click.option(
     "--skip-version-check", is_flag=True, help="Run even if the cluster's versions differ."
 )

@@ -44,12 +44,18 @@ def open_store(run_store: str | None) -> RunStore:
 
 
 def load_current(store: RunStore, run_id: str) -> RunRecord:
-    """A run's record; a detached cluster run is first brought up to date from its cluster."""
+    """A run's record; a run still going on a cluster is first brought up to date from it."""
     record = store.load_record(run_id)
-    if record.mode == "cluster" and not record.status.is_terminal():
+    if record.status.is_terminal():
+        return record
+    if record.mode == "cluster":
         from flyray.executors.cluster import refresh_run
 
         record = refresh_run(store, record)
+    elif record.mode == "kuberay":
+        from flyray.executors.kuberay import refresh_run as refresh_kuberay_run
+
+        record = refresh_kuberay_run(store, record)
     return record
 
 

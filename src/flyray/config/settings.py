@@ -17,18 +17,33 @@ from flyray.errors import ConfigError
 __all__ = ["DEFAULT_RUN_STORE", "Settings", "find_pyproject"]
 
 DEFAULT_RUN_STORE = "~/.flyray/runs"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+_FLAGS = ("shared_run_store",)  # yes/no settings; every other setting is a string
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Project-wide defaults that flags override; ``sources`` says where each came from."""
+    """Project-wide defaults that flags override; ``sources`` says where each came from.
+
+    ``namespace`` and ``context`` pick where kuberay runs go (default: the kubeconfig's current
+    context and its namespace); ``shared_run_store`` states that a run store on a local path is
+    mounted at the same path in the cluster's pods, so kuberay mode may use it.
+    """
 
     mode: str = "local"
     run_store: str = DEFAULT_RUN_STORE
     image: str | None = None
     namespace: str | None = None
     address: str | None = None
+    context: str | None = None
+    shared_run_store: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in _FLAGS:
+            where = f"{name} (from {self.sources.get(name, 'default')})"
+            object.__setattr__(self, name, _flag(where, getattr(self, name)))
 
     @classmethod
     def names(cls) -> list[str]:
@@ -69,6 +84,16 @@ class Settings:
         return [(n, str(getattr(self, n)), self.sources.get(n, "default")) for n in self.names()]
 
 
+def _flag(where: str, value: object) -> bool:
+    """A yes/no setting from a bool or from text such as ``1``, ``true``, ``no``."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ConfigError(where, value, f"must be true or false ({', '.join(_TRUE)} / 0, false, no)")
+
+
 def find_pyproject(start: Path) -> Path | None:
     """The nearest pyproject.toml at or above ``start``."""
     for folder in (start.resolve(), *start.resolve().parents):
@@ -95,6 +120,8 @@ def _tool_table(pyproject: Path) -> dict[str, Any]:
                 value,
                 f"is not a flyray setting (settings: {', '.join(Settings.names())})",
             )
+        if key in _FLAGS and isinstance(value, bool):
+            continue
         if not isinstance(value, str):
             raise ConfigError(f"{pyproject} [tool.flyray].{key}", value, "must be a string")
     return table

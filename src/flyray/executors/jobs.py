@@ -53,11 +53,10 @@ class JobExecutor(Executor):
         self, task: FunctionTask, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, run_id: str
     ) -> None:
         """Bundle the code, render the manifest, store inputs, manifest and a PENDING record."""
-        from flyray.executors.render import render_for_run
         from flyray.manifest.rayjob import dump_yaml
 
         self.check(task)
-        manifest = render_for_run(task, run_id=run_id, store=self.store, settings=self.settings)
+        manifest = self.render(task, run_id)
         record = RunRecord(
             run_id=run_id,
             task=task.name,
@@ -68,6 +67,12 @@ class JobExecutor(Executor):
         self.store.write_manifest(run_id, dump_yaml(manifest))
         self.store.save_record(record)
         self._runs[run_id] = JobRun(task, manifest, record)
+
+    def render(self, task: FunctionTask, run_id: str) -> dict[str, Any]:
+        """The run's RayJob manifest (its code bundle stored in the run store)."""
+        from flyray.executors.render import render_for_run
+
+        return render_for_run(task, run_id=run_id, store=self.store, settings=self.settings)
 
     def result(self, run_id: str) -> Any:
         """The task's return value read from the run store, or the run's error raised."""

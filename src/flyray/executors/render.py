@@ -25,9 +25,13 @@ def render_for_run(
     run_id: str,
     store: RunStore,
     settings: Settings,
+    namespace: str | None = None,
     kuberay_version: str = LATEST_KUBERAY_VERSION,
 ) -> dict[str, Any]:
-    """Store the code bundle of ``task`` in ``store``; the RayJob that runs it as ``run_id``."""
+    """Store the code bundle of ``task`` in ``store``; the RayJob that runs it as ``run_id``.
+
+    ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there).
+    """
     from flyray import entrypoint
     from flyray.manifest.images import default_image, ray_version
     from flyray.manifest.rayjob import render_rayjob
@@ -43,6 +47,7 @@ def render_for_run(
         entrypoint=command,
         image=settings.image or default_image(),
         working_dir=bundle.uri,
+        namespace=namespace,
         kuberay_version=kuberay_version,
         ray_version=ray_version(),
     )

@@ -45,6 +45,7 @@ _SINCE_RAY_IO_V1 = (1, 0, 0)
 _SINCE_RUNTIME_ENV_YAML = (1, 1, 0)  # and the base64 ``runtimeEnv`` is gone from then on
 _SINCE_ACTIVE_DEADLINE = (1, 1, 0)
 _SINCE_BACKOFF_LIMIT = (1, 2, 0)
+_SINCE_PRE_RUNNING_DEADLINE = (1, 6, 0)
 
 _HASH_LENGTH = 8
 _MIN_LABEL_LENGTH = 14  # room for "e-t-" and a hash
@@ -112,6 +113,7 @@ def render_rayjob(
             _runtime_env(task, working_dir=working_dir, env_vars=env_vars), version
         ),
         **_deadline_fields(task, version, kuberay_version),
+        **_pre_running_fields(config, task, version, kuberay_version),
         **_retry_fields(task, version, kuberay_version),
     }
     manifest = {
@@ -242,6 +244,22 @@ def _deadline_fields(
             "timeout"
         )
     return {"activeDeadlineSeconds": math.ceil(task.timeout)}
+
+
+def _pre_running_fields(
+    config: dict[str, Any], task: FunctionTask, version: tuple[int, ...], kuberay_version: str
+) -> dict[str, Any]:
+    """``preRunningDeadlineSeconds``: how long the cluster may take to get the job running."""
+    seconds = config.get("preRunningDeadlineSeconds")
+    if seconds is None:
+        return {}
+    if version < _SINCE_PRE_RUNNING_DEADLINE:
+        raise ManifestError(
+            f"task {task.name!r} has pre_running_deadline_seconds={seconds}, but KubeRay "
+            f"{kuberay_version} has no preRunningDeadlineSeconds (added in 1.6.0): target a "
+            "newer KubeRay or drop pre_running_deadline_seconds"
+        )
+    return {"preRunningDeadlineSeconds": seconds}
 
 
 def _retry_fields(

@@ -111,6 +111,8 @@ class RayJobConfig:
     """A Ray cluster for a task: the spec's ``RayJobConfig``.
 
     With ``address`` set, the task uses that existing cluster and no cluster is created.
+    ``pre_running_deadline_seconds`` fails a KubeRay run whose cluster is not running within
+    that many seconds (an image that cannot be pulled, no node with room), instead of waiting.
     With ``enable_autoscaling``, every worker group needs ``min_replicas`` and
     ``max_replicas``: flyray does not guess autoscaling bounds (KubeRay's default maximum is
     unbounded).
@@ -124,6 +126,7 @@ class RayJobConfig:
     shutdown_after_job_finishes: bool = False
     ttl_seconds_after_finished: int | None = None
     autoscaler_options: AutoscalerOptions | None = None
+    pre_running_deadline_seconds: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -146,6 +149,7 @@ class RayJobConfig:
                     "needs enable_autoscaling=True (the options configure the autoscaler)",
                 )
         _check_ttl(self.ttl_seconds_after_finished, self.shutdown_after_job_finishes)
+        _check_pre_running_deadline(self.pre_running_deadline_seconds)
         _check_runtime_env(self.runtime_env)
         if self.address is not None:
             _check_address(self.address)
@@ -244,6 +248,17 @@ def _check_ttl(ttl: object, shutdown: bool) -> None:
             "ttl_seconds_after_finished",
             ttl,
             "needs shutdown_after_job_finishes=True (the TTL counts down to deleting the cluster)",
+        )
+
+
+def _check_pre_running_deadline(seconds: object) -> None:
+    if seconds is None:
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        raise ConfigError(
+            "pre_running_deadline_seconds",
+            seconds,
+            "must be an integer >= 1 (seconds for the cluster to be ready and the job running)",
         )
 
 

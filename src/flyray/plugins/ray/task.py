@@ -140,6 +140,8 @@ class RayFunctionTask(FunctionTask):
         }
         if cfg.ttl_seconds_after_finished is not None:
             config["ttlSecondsAfterFinished"] = cfg.ttl_seconds_after_finished
+        if cfg.pre_running_deadline_seconds is not None:
+            config["preRunningDeadlineSeconds"] = cfg.pre_running_deadline_seconds
         if cfg.runtime_env:
             config["runtimeEnv"] = encode_runtime_env(cfg.runtime_env)
             config["runtimeEnvYAML"] = runtime_env_yaml(cfg.runtime_env)
