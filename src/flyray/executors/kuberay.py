@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 from flyray.config.settings import Settings
-from flyray.errors import ManifestError, SubmissionError
+from flyray.errors import SubmissionError
 from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
-from flyray.executors.jobs import JobExecutor, JobRun
+from flyray.executors.jobs import JobExecutor, JobRun, refuse_existing_cluster
 from flyray.executors.kube.session import KubeSession
 from flyray.executors.kube.status import ENDED, Snapshot, failure_error, progress
 from flyray.executors.kube.watch import ClusterReadiness, ObjectWatch, wait_deleted
@@ -62,13 +62,7 @@ class KubeRayExecutor(JobExecutor):
         """Before anything is written: the run store must reach the cluster, kubeconfig load."""
         from flyray.executors.kube.preflight import check_run_store
 
-        config = task.plugin_config
-        if getattr(config, "address", None) is not None:
-            raise ManifestError(
-                f"task {task.name} names an existing Ray cluster (address={config.address!r}), "
-                "so there is no cluster for KubeRay to create: run it in local or cluster mode "
-                "to use that cluster, or drop address= to give it a cluster of its own"
-            )
+        refuse_existing_cluster(task, self.mode)
         check_run_store(self.store, shared=self.settings.shared_run_store)
         self.session()
 

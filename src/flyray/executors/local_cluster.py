@@ -18,9 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from flyray.errors import ManifestError
 from flyray.executors.base import ProgressCallback, RunStatus
-from flyray.executors.jobs import JobExecutor, JobRun
+from flyray.executors.jobs import JobExecutor, JobRun, refuse_existing_cluster
 from flyray.store.record import utc_now
 from flyray.task.base import FunctionTask
 
@@ -34,13 +33,7 @@ class LocalClusterExecutor(JobExecutor):
 
     def check(self, task: FunctionTask) -> None:
         """A task that names an existing cluster has nothing for this mode to start."""
-        config = task.plugin_config
-        if getattr(config, "address", None) is not None:
-            raise ManifestError(
-                f"task {task.name} names an existing cluster (address={config.address!r}): "
-                "local-cluster mode starts a cluster of its own, so there is nothing to start; "
-                "run it in local mode to use that cluster"
-            )
+        refuse_existing_cluster(task, self.mode)
 
     def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
         """Start the cluster, run the job (with retries and deadline), tear the cluster down."""
