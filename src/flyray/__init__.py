@@ -7,6 +7,7 @@ Importing flyray imports neither Ray nor Kubernetes: they load when a task runs.
 from flyray._version import __version__
 from flyray.config.pod_template import PodTemplate
 from flyray.config.resources import Resources
+from flyray.config.secrets import Secret
 from flyray.errors import (
     ConfigError,
     FlyrayError,
@@ -36,6 +37,7 @@ __all__ = [
     "RunContext",
     "RunStatus",
     "RunStoreError",
+    "Secret",
     "SubmissionError",
     "TaskEnvironment",
     "TaskError",

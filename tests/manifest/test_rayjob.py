@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flyray import ConfigError, ManifestError, PodTemplate, Resources, TaskEnvironment
+from flyray import ConfigError, ManifestError, PodTemplate, Resources, Secret, TaskEnvironment
 from flyray.manifest.images import default_image, ray_version
 from flyray.manifest.rayjob import (
     LATEST_KUBERAY_VERSION,
@@ -226,6 +226,18 @@ def kuberay_1_0() -> tuple[Any, dict[str, Any]]:
     return make_task(config), {"kuberay_version": "1.0.0", "env_vars": {"X": "1"}}
 
 
+def secrets() -> tuple[Any, dict[str, Any]]:
+    config = RayJobConfig(worker_node_config=[WorkerNodeConfig(group_name="workers")])
+    task = make_task(
+        config,
+        secrets=[
+            Secret(key="api-key", group="ml-credentials", as_env_var="API_KEY"),
+            "hf-token",
+        ],
+    )
+    return task, {}
+
+
 CASES = {
     "spec_example": spec_example,
     "several_groups": several_groups,
@@ -236,6 +248,7 @@ CASES = {
     "timeout_and_retries": timeout_and_retries,
     "long_names": long_names,
     "kuberay_1_0": kuberay_1_0,
+    "secrets": secrets,
 }
 
 
@@ -698,3 +711,24 @@ def test_importing_the_manifest_layer_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_secrets_are_references_on_every_ray_container_and_the_submitter() -> None:
+    manifest = rendered("secrets")
+    cluster = manifest["spec"]["rayClusterSpec"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    submitter = manifest["spec"]["submitterPodTemplate"]["spec"]["containers"][0]
+    expected = [
+        {
+            "name": "API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "ml-credentials", "key": "api-key"}},
+        },
+        {
+            "name": "HF_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "hf-token"}},
+        },
+    ]
+    for container in [*(g["template"]["spec"]["containers"][0] for g in groups), submitter]:
+        assert container["env"] == expected
+    assert submitter["image"] == IMAGE
+    assert "submitterPodTemplate" not in rendered("spec_example")["spec"]

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flyray.config.names import dns1123_name
+from flyray.config.secrets import Secret
 from flyray.errors import ConfigError, ManifestError
 from flyray.task.base import FunctionTask
 
@@ -102,11 +103,16 @@ def render_rayjob(
     """
     version = _target_version(kuberay_version)
     config = _custom_config(task)
+    cluster = _cluster_spec(
+        config["rayClusterSpec"],
+        image=_check_text("image", image),
+        ray_version=ray_version,
+        secrets=task.env.secrets,
+    )
     spec: dict[str, Any] = {
         "entrypoint": _entrypoint(entrypoint),
-        "rayClusterSpec": _cluster_spec(
-            config["rayClusterSpec"], image=_check_text("image", image), ray_version=ray_version
-        ),
+        "rayClusterSpec": cluster,
+        "submitterPodTemplate": _submitter_template(cluster, task.env.secrets),
         "shutdownAfterJobFinishes": config.get("shutdownAfterJobFinishes"),
         "ttlSecondsAfterFinished": config.get("ttlSecondsAfterFinished"),
         **_runtime_env_fields(
@@ -156,18 +162,49 @@ def _custom_config(task: FunctionTask) -> dict[str, Any]:
     return _clean(config)
 
 
-def _cluster_spec(cluster: dict[str, Any], *, image: str, ray_version: str) -> dict[str, Any]:
-    """``rayClusterSpec`` with the Ray version, an image on every Ray container, dashboard port."""
+def _cluster_spec(
+    cluster: dict[str, Any], *, image: str, ray_version: str, secrets: Sequence[Secret]
+) -> dict[str, Any]:
+    """``rayClusterSpec`` with the Ray version, image, secrets on every Ray container, ports."""
     cluster["rayVersion"] = _check_text("ray_version", ray_version)
     head = cluster["headGroupSpec"]
     for group in [head, *cluster.get("workerGroupSpecs", [])]:
         ray_container = _ray_container(group)
         if not ray_container.get("image"):
             ray_container["image"] = image
+        _add_secret_env(ray_container, secrets)
         if not ray_container.get("ports"):
             ray_container.pop("ports", None)  # KubeRay then uses its default ports
     _ensure_dashboard_port(head)
     return cluster
+
+
+def _add_secret_env(container: dict[str, Any], secrets: Sequence[Secret]) -> None:
+    """Secrets as ``secretKeyRef`` env vars; a variable the container already sets is kept."""
+    env = container.setdefault("env", [])
+    taken = {entry.get("name") for entry in env}
+    env.extend(s.env_entry() for s in secrets if s.env_var not in taken)
+    if not env:
+        del container["env"]
+
+
+def _submitter_template(cluster: dict[str, Any], secrets: Sequence[Secret]) -> dict | None:
+    """With secrets, KubeRay's default submitter pod plus them; else None (the default).
+
+    KubeRay fills in the submitter's command when the template gives none.
+    """
+    if not secrets:
+        return None
+    container = {
+        "name": "ray-job-submitter",
+        "image": _ray_container(cluster["headGroupSpec"])["image"],
+        "resources": {
+            "limits": {"cpu": "1", "memory": "1Gi"},
+            "requests": {"cpu": "500m", "memory": "200Mi"},
+        },
+    }
+    _add_secret_env(container, secrets)
+    return {"spec": {"restartPolicy": "Never", "containers": [container]}}
 
 
 def _ray_container(group: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any, overload
 
 from flyray.config.names import check_env_name, dns1123_name
 from flyray.config.resources import Resources
+from flyray.config.secrets import Secret, normalise_secrets
 from flyray.errors import ConfigError
 from flyray.task.base import FunctionTask
 from flyray.task.registry import task_type_for
@@ -29,6 +30,7 @@ class TaskEnvironment:
     resources: Resources | None = None
     env_vars: dict[str, str] | None = None
     description: str | None = None
+    secrets: Secret | str | list[Secret | str] | None = None
     tasks: dict[str, FunctionTask] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -40,6 +42,7 @@ class TaskEnvironment:
                 "TaskEnvironment.resources", self.resources, "must be a flyray.Resources"
             )
         _check_env_vars("TaskEnvironment.env_vars", self.env_vars)
+        self.secrets = normalise_secrets("TaskEnvironment.secrets", self.secrets)
         self._task_type = task_type_for(self.plugin_config, field="TaskEnvironment.plugin_config")
 
     @property
