@@ -9,9 +9,12 @@ API is.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +25,14 @@ from flyray.store.record import Attempt, RunRecord, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
-__all__ = ["POLL_SECONDS", "JobExecutor", "JobFollower", "JobRun", "refuse_existing_cluster"]
+__all__ = [
+    "POLL_SECONDS",
+    "JobExecutor",
+    "JobFollower",
+    "JobRun",
+    "no_interrupts",
+    "refuse_existing_cluster",
+]
 
 POLL_SECONDS = 0.5  # how often a job's status and new log lines are fetched
 
@@ -35,6 +45,19 @@ class JobRun:
     manifest: dict[str, Any]
     record: RunRecord
     error: BaseException | None = None
+
+
+@contextlib.contextmanager
+def no_interrupts() -> Iterator[None]:
+    """Hold off a second Ctrl-C while a teardown runs (main thread only), so it completes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def refuse_existing_cluster(task: FunctionTask, mode: str) -> None:

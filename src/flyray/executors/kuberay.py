@@ -17,7 +17,7 @@ from typing import Any
 from flyray.config.settings import Settings
 from flyray.errors import SubmissionError
 from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
-from flyray.executors.jobs import JobExecutor, JobRun, refuse_existing_cluster
+from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts, refuse_existing_cluster
 from flyray.executors.kube.session import KubeSession
 from flyray.executors.kube.status import ENDED, Snapshot, failure_error, progress
 from flyray.executors.kube.watch import ClusterReadiness, ObjectWatch, wait_deleted
@@ -148,10 +148,10 @@ class _Follower:
             if executor.detach:
                 return self._detached()
             final = self._follow()
-            with _no_interrupts():
+            with no_interrupts():
                 return self._finish(final)
         except KeyboardInterrupt as exc:
-            with _no_interrupts():
+            with no_interrupts():
                 run.error = exc
                 self._clean_up(interrupted=True, wait=INTERRUPTED_DELETE_WAIT_S)
                 executor.update(
@@ -162,7 +162,7 @@ class _Follower:
                 )
             raise
         except Exception as exc:
-            with _no_interrupts():
+            with no_interrupts():
                 self._clean_up(wait=INTERRUPTED_DELETE_WAIT_S)
                 executor._failed(run, exc)
             raise
@@ -368,9 +368,3 @@ def _session(record: RunRecord) -> KubeSession:
     return KubeSession(
         context=record.cluster.get("context") or None, namespace=record.cluster["namespace"]
     )
-
-
-def _no_interrupts() -> Any:
-    from flyray.executors.local_cluster import _no_interrupts as hold_off
-
-    return hold_off()

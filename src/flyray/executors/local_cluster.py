@@ -7,19 +7,16 @@ submit the manifest's entrypoint and runtime env through the Ray Jobs API, follo
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from flyray.executors.base import ProgressCallback, RunStatus
-from flyray.executors.jobs import JobExecutor, JobRun, refuse_existing_cluster
+from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts, refuse_existing_cluster
 from flyray.store.record import utc_now
 from flyray.task.base import FunctionTask
 
@@ -97,22 +94,9 @@ class LocalClusterExecutor(JobExecutor):
             )
         else:
             report("tearing down the cluster")
-            with _no_interrupts():
+            with no_interrupts():
                 cluster.stop(timeout=5.0)  # a transient cluster: no need to drain it gently
         self.update(run, ended_at=utc_now())
-
-
-@contextlib.contextmanager
-def _no_interrupts() -> Iterator[None]:
-    """Hold off a second Ctrl-C while a teardown runs (main thread only), so it completes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _ttl(manifest: Mapping[str, Any]) -> float:
