@@ -79,8 +79,20 @@ def runs() -> None:
     show_default=True,
     help="Show at most N runs, newest first (0: all).",
 )
-def list_runs(run_store: str | None, limit: int) -> None:
+@click.option(
+    "--kuberay",
+    is_flag=True,
+    help="List flyray's RayJobs on Kubernetes instead, found by label (any run store's).",
+)
+@click.option("--namespace", help="With --kuberay: the namespace [default: the context's].")
+@click.option("--context", help="With --kuberay: the kubeconfig context.")
+def list_runs(
+    run_store: str | None, limit: int, kuberay: bool, namespace: str | None, context: str | None
+) -> None:
     """List the runs in the run store, newest first."""
+    if kuberay:
+        _list_rayjobs(namespace=namespace, context=context)
+        return
     try:
         store = open_store(run_store)
         records = store.list_records()
@@ -90,13 +102,41 @@ def list_runs(run_store: str | None, limit: int) -> None:
         stderr.print(f"no runs in {escape(store.root)}", soft_wrap=True)
         return
     shown = records[:limit] if limit else records
-    table, console = runs_table(shown), Console(highlight=False)
-    # whole rows, as `kubectl get` writes them: a narrow terminal wraps lines, not cells
+    print_rows(runs_table(shown))
+    if len(shown) < len(records):
+        stderr.print(f"[dim]{len(shown)} of {len(records)} runs; --limit 0 lists them all[/]")
+
+
+def _list_rayjobs(*, namespace: str | None, context: str | None) -> None:
+    """The RayJobs labelled app.kubernetes.io/managed-by=flyray, as `kubectl get` would."""
+    from flyray.executors.kuberay import list_rayjobs
+
+    try:
+        rows = list_rayjobs(Settings.load(overrides={"namespace": namespace, "context": context}))
+    except FlyrayError as exc:
+        fail(exc)
+    if not rows:
+        stderr.print("no flyray RayJobs in the namespace", soft_wrap=True)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("rayjob", "run id", "task", "deployment", "job", "created"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(
+            *(
+                escape(row[key])
+                for key in ("name", "run_id", "task", "deployment", "job", "created")
+            )
+        )
+    print_rows(table)
+
+
+def print_rows(table: Table) -> None:
+    """Whole rows, as `kubectl get` writes them: a narrow terminal wraps lines, not cells."""
+    console = Console(highlight=False)
     needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
     console.width = max(console.width, needed)
     console.print(table)
-    if len(shown) < len(records):
-        stderr.print(f"[dim]{len(shown)} of {len(records)} runs; --limit 0 lists them all[/]")
 
 
 @runs.command("show")

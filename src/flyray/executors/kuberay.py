@@ -25,12 +25,13 @@ from flyray.store.record import Attempt, RunRecord, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
-__all__ = ["KubeRayExecutor", "cancel_run", "refresh_run"]
+__all__ = ["KubeRayExecutor", "cancel_run", "list_rayjobs", "refresh_run"]
 
 LOG_GRACE_S = 15.0  # how long the submitter pod may take to finish its log after the job ends
 DELETE_WAIT_S = 60.0  # how long to wait for a deleted RayJob (and its cluster) to be gone
 INTERRUPTED_DELETE_WAIT_S = 15.0  # the same after Ctrl-C or an error: the user is waiting
 CANCELLED = "cancelled with `flyray cancel`"
+MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=flyray"
 
 
 class KubeRayExecutor(JobExecutor):
@@ -368,3 +369,27 @@ def _session(record: RunRecord) -> KubeSession:
     return KubeSession(
         context=record.cluster.get("context") or None, namespace=record.cluster["namespace"]
     )
+
+
+def list_rayjobs(settings: Settings) -> list[dict[str, str]]:
+    """flyray's RayJobs in the settings' namespace, found by label, newest first.
+
+    They include runs this machine's run store does not know (started elsewhere, or whose
+    caller died): each row says the RayJob's name, run id, task and statuses.
+    """
+    with KubeSession(context=settings.context, namespace=settings.namespace) as session:
+        items = session.list_objects(label_selector=MANAGED_BY_SELECTOR).get("items", [])
+    rows = []
+    for item in items:
+        metadata, status = item.get("metadata", {}), item.get("status") or {}
+        rows.append(
+            {
+                "name": metadata.get("name", ""),
+                "run_id": (metadata.get("labels") or {}).get("flyray.io/run-id", ""),
+                "task": (metadata.get("annotations") or {}).get("flyray.io/task-name", ""),
+                "deployment": status.get("jobDeploymentStatus") or "",
+                "job": status.get("jobStatus") or "",
+                "created": metadata.get("creationTimestamp", ""),
+            }
+        )
+    return sorted(rows, key=lambda row: row["created"], reverse=True)
