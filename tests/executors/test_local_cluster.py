@@ -124,7 +124,9 @@ def test_existing_cluster_address_is_refused(store_dir, tmp_path):
         "env = flyray.TaskEnvironment('ex', plugin_config=RayJobConfig(address='ray://h:10001'))\n"
         "@env.task\ndef t() -> None:\n    pass\n"
     )
-    with pytest.raises(flyray.ManifestError, match="names an existing cluster"):
+    with pytest.raises(
+        flyray.ManifestError, match="uses the existing Ray cluster at 'ray://h:10001'"
+    ):
         flyray.with_runcontext(mode="local-cluster", run_store=store_dir).run(
             load_task(str(path), "t")
         )

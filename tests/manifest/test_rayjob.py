@@ -610,9 +610,7 @@ def test_plain_task_needs_a_ray_job_config() -> None:
 
 def test_existing_cluster_creates_nothing() -> None:
     task = make_task(RayJobConfig(address="ray://head.example.com:10001"))
-    with pytest.raises(
-        ManifestError, match=r"existing Ray cluster.*no cluster for KubeRay to create"
-    ):
+    with pytest.raises(ManifestError, match=r"existing Ray cluster at .*no cluster to create"):
         render(task)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flyray.config.settings import Settings
-from flyray.errors import ManifestError, TaskError, TaskTimeoutError
+from flyray.errors import TaskError, TaskTimeoutError
 from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunStatus
 from flyray.store.record import Attempt, RunRecord, utc_now
 from flyray.store.runstore import RunStore
@@ -31,7 +31,6 @@ __all__ = [
     "JobFollower",
     "JobRun",
     "no_interrupts",
-    "refuse_existing_cluster",
 ]
 
 POLL_SECONDS = 0.5  # how often a job's status and new log lines are fetched
@@ -58,17 +57,6 @@ def no_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def refuse_existing_cluster(task: FunctionTask, mode: str) -> None:
-    """Modes that create a cluster refuse a task whose config names someone else's cluster."""
-    address = getattr(task.plugin_config, "address", None)
-    if address is not None:
-        raise ManifestError(
-            f"task {task.name} names an existing cluster (address={address!r}): {mode} mode "
-            "creates a cluster of its own, so there is nothing to create; run it in local mode "
-            "(Ray Client) or cluster mode (Jobs API) to use that cluster, or drop address="
-        )
 
 
 class JobExecutor(Executor):

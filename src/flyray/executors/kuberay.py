@@ -17,10 +17,11 @@ from typing import Any
 from flyray.config.settings import Settings
 from flyray.errors import SubmissionError
 from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
-from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts, refuse_existing_cluster
+from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts
 from flyray.executors.kube.session import KubeSession
 from flyray.executors.kube.status import ENDED, Snapshot, failure_error, progress
 from flyray.executors.kube.watch import ClusterReadiness, ObjectWatch, wait_deleted
+from flyray.manifest.rayjob import refuse_existing_cluster
 from flyray.store.record import Attempt, RunRecord, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
@@ -63,7 +64,7 @@ class KubeRayExecutor(JobExecutor):
         """Before anything is written: the run store must reach the cluster, kubeconfig load."""
         from flyray.executors.kube.preflight import check_run_store
 
-        refuse_existing_cluster(task, self.mode)
+        refuse_existing_cluster(task)
         check_run_store(self.store, shared=self.settings.shared_run_store)
         self.session()
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from flyray.executors.base import ProgressCallback, RunStatus
-from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts, refuse_existing_cluster
+from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts
+from flyray.manifest.rayjob import refuse_existing_cluster
 from flyray.store.record import utc_now
 from flyray.task.base import FunctionTask
 
@@ -30,7 +31,7 @@ class LocalClusterExecutor(JobExecutor):
 
     def check(self, task: FunctionTask) -> None:
         """A task that names an existing cluster has nothing for this mode to start."""
-        refuse_existing_cluster(task, self.mode)
+        refuse_existing_cluster(task)
 
     def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
         """Start the cluster, run the job (with retries and deadline), tear the cluster down."""

@@ -29,6 +29,7 @@ __all__ = [
     "dump_json",
     "dump_yaml",
     "rayjob_name",
+    "refuse_existing_cluster",
     "render_rayjob",
     "task_label",
 ]
@@ -144,6 +145,18 @@ def dump_json(manifest: Mapping[str, Any]) -> str:
 # --- the task's cluster -----------------------------------------------------------------
 
 
+def refuse_existing_cluster(task: FunctionTask) -> None:
+    """A task whose config names someone else's cluster has no cluster to create."""
+    address = getattr(task.plugin_config, "address", None)
+    if address is not None:
+        raise ManifestError(
+            f"task {task.name!r} uses the existing Ray cluster at {address!r} "
+            "(RayJobConfig.address), so there is no cluster to create: run it in local mode "
+            "(Ray Client) or cluster mode (Jobs API) to use that cluster, or drop address= to "
+            "give the task a cluster of its own"
+        )
+
+
 def _custom_config(task: FunctionTask) -> dict[str, Any]:
     """The task's ``custom_config()`` (a copy); a task with no cluster to create is an error."""
     config = task.custom_config()
@@ -152,13 +165,7 @@ def _custom_config(task: FunctionTask) -> dict[str, Any]:
             f"task {task.name!r} is not a Ray task, so it has no RayJob: give its environment "
             f"{task.env.name!r} plugin_config=RayJobConfig(...) to run it on KubeRay"
         )
-    address = getattr(task.plugin_config, "address", None)
-    if address is not None:
-        raise ManifestError(
-            f"task {task.name!r} uses the existing Ray cluster at {address!r} "
-            "(RayJobConfig.address), so there is no cluster for KubeRay to create: submit it to "
-            "that cluster instead, or drop address= to give the task a cluster of its own"
-        )
+    refuse_existing_cluster(task)
     return _clean(config)
 
 
