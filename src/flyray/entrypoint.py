@@ -1,9 +1,10 @@
 """The driver of every non-local run: ``python -m flyray.entrypoint --store ... --run-id ...``.
 
-Runs in the job's working directory (the unpacked code bundle, i.e. the project root): loads
-the task from ``--file``, reads the inputs from the run store, runs one attempt (pre() ->
-function -> post()) and writes the outputs, or the error with its traceback. Retries, timeouts
-and the run's record belong to the executor that submitted the job, not to this module.
+Runs in the job's working directory (the unpacked code bundle, i.e. the project root; with
+``--bundle`` it fetches and unpacks the bundle itself, for a pod with no Ray job around it):
+loads the task from ``--file``, reads the inputs from the run store, runs one attempt (pre()
+-> function -> post()) and writes the outputs, or the error with its traceback. Retries,
+timeouts and the run's record belong to the executor that submitted the job, not here.
 """
 
 from __future__ import annotations
@@ -23,9 +24,18 @@ __all__ = ["command", "find_task", "main"]
 
 
 def command(
-    *, store: str, run_id: str, task_file: str, task_name: str, python: str = "python"
+    *,
+    store: str,
+    run_id: str,
+    task_file: str,
+    task_name: str,
+    bundle: str | None = None,
+    python: str = "python",
 ) -> list[str]:
-    """The argv of the entrypoint for one run; ``task_file`` is relative to the project root."""
+    """The argv of the entrypoint for one run; ``task_file`` is relative to the project root.
+
+    ``bundle`` (a code bundle's URI) is for a process not started in the unpacked bundle.
+    """
     return [
         python,
         "-m",
@@ -38,6 +48,7 @@ def command(
         task_file,
         "--task",
         task_name,
+        *(["--bundle", bundle] if bundle else []),
     ]
 
 
@@ -66,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = RunStore(args.store)
     started = False
     try:
+        if args.bundle:
+            _enter_bundle(args.bundle)
         task = find_task(args.file, args.task)
         task_args, task_kwargs = store.read_inputs(args.run_id)
         started = True
@@ -84,6 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _enter_bundle(uri: str) -> None:
+    """Unpack the code bundle into a fresh folder and make it the working directory."""
+    import tempfile
+
+    from flyray.store.bundle import unpack_bundle
+
+    folder = unpack_bundle(uri, Path(tempfile.mkdtemp(prefix="flyray-bundle-")))
+    os.chdir(folder)
+    sys.path.insert(0, str(folder))
+
+
 def _report(exc: BaseException, *, before_task: bool) -> None:
     """Print why the run failed: one line for flyray's own errors before the task ran."""
     if before_task and isinstance(exc, FlyrayError):
@@ -93,7 +117,7 @@ def _report(exc: BaseException, *, before_task: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The entrypoint's command line; every option is required."""
+    """The entrypoint's command line; every option but ``--bundle`` is required."""
     parser = argparse.ArgumentParser(
         prog="python -m flyray.entrypoint", description="Run one flyray task as a job's driver."
     )
@@ -101,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-id", required=True, help="the run whose inputs to read")
     parser.add_argument("--file", required=True, help="the task's file, relative to the cwd")
     parser.add_argument("--task", required=True, help="the task's full name, <env>.<function>")
+    parser.add_argument("--bundle", help="a code bundle's URI to fetch and run in (optional)")
     return parser
 
 

@@ -13,8 +13,11 @@ Emulated:
   ``SelfSubjectAccessReview``;
 - ``rayjobs`` and ``rayclusters`` (ray.io/v1, namespaced): create (with ``dryRun=All``), get,
   list, watch, merge-patch and JSON-patch, update (PUT, with resourceVersion conflicts), the
-  ``status`` subresource, delete (finalizers honoured); read-only ``pods`` (with ``log``,
-  ``follow=true`` streaming), ``batch/v1`` ``jobs`` and ``namespaces``;
+  ``status`` subresource, delete (finalizers honoured); ``batch/v1`` ``jobs`` the same way
+  (checked against the pod template schema KubeRay's CRD carries; the Job controller and kubelet
+  are played by ``tests/k8s/fake_jobs.py``); read-only ``pods`` (with ``log``, ``follow=true``
+  streaming) and ``namespaces``; Secrets only as ``secrets``, a dict the test fills and the
+  fake kubelet reads (no Secret API);
 - list and watch with ``labelSelector`` (``=``, ``==``, ``!=``, exists, ``!key``, ``in``,
   ``notin``) and ``fieldSelector`` (``=``, ``!=`` on any dotted path, e.g. ``metadata.name``);
 - watch: newline-delimited JSON events from a resourceVersion (none or "0": the current objects
@@ -61,9 +64,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from tests.k8s.fake_jobs import FakeJobController
 from tests.k8s.fake_operator import FakeKubeRay, split_violations
 from tests.k8s.store import (
     DNS1123_SUBDOMAIN,
+    JOBS,
     NAMESPACES,
     PODS,
     RAYCLUSTERS,
@@ -184,9 +189,11 @@ class FakeKube:
         self._watch_drops = 0
         self._abrupt_drops = False
         self._log_drops = 0
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}  # (ns, name) -> data
         # -- state --
         self.stopping = False
         self.operator = FakeKubeRay(self)
+        self.jobs = FakeJobController(self)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._crds = {res.qualified: self._crd(res) for res in (RAYJOBS, RAYCLUSTERS)}
@@ -213,6 +220,7 @@ class FakeKube:
         with self.store.changed:
             self.store.changed.notify_all()
         self.operator.close()
+        self.jobs.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.close_connections()
@@ -333,8 +341,8 @@ class FakeKube:
 
     @property
     def operator_errors(self) -> list[str]:
-        """Unexpected exceptions in the fake operator: bugs of the fake, not of the client."""
-        return list(self.operator.errors)
+        """Unexpected exceptions in the fake operator and Job controller: bugs of the fake."""
+        return [*self.operator.errors, *self.jobs.errors]
 
     def ray_cluster(self, rayjob: str, namespace: str | None = None) -> Any:
         """The newest ``LocalRayCluster`` started for a RayJob, or None."""
@@ -642,6 +650,8 @@ class FakeKube:
         stored = self.store.create(res, namespace, obj)
         if res is RAYJOBS:
             self.operator.rayjob_created(stored)
+        elif res is JOBS:
+            self.jobs.job_created(stored)
         return stored
 
     def _admit(self, res: Resource, obj: dict[str, Any]) -> None:
@@ -651,6 +661,11 @@ class FakeKube:
         causes = _schema_causes(res, obj) + _metadata_causes(obj.get("metadata") or {})
         if res is RAYJOBS and not causes:
             causes = [_cause("FieldValueInvalid", p, "") for p in split_violations(obj)[0]]
+        if res is JOBS and not causes:
+            policy = obj["spec"]["template"].get("spec", {}).get("restartPolicy")
+            if policy not in ("Never", "OnFailure"):
+                path = "spec.template.spec.restartPolicy"
+                causes = [_cause("FieldValueNotSupported", path, 'supported: "Never", "OnFailure"')]
         if causes:
             raise _invalid(res, (obj.get("metadata") or {}).get("name", ""), causes)
 
@@ -1227,6 +1242,31 @@ def _schema(res: Resource) -> dict[str, Any]:
     if res is RAYJOBS:
         return rayjob
     props = rayjob["properties"]
+    if res is JOBS:  # the fields flyray writes; the pod template as KubeRay's CRD has it
+        integer = {"type": "integer"}
+        spec = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["template"],
+            "properties": {
+                "activeDeadlineSeconds": integer,
+                "backoffLimit": integer,
+                "template": props["spec"]["properties"]["submitterPodTemplate"],
+                "ttlSecondsAfterFinished": integer,
+            },
+        }
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["spec"],
+            "properties": {
+                "apiVersion": props["apiVersion"],
+                "kind": props["kind"],
+                "metadata": props["metadata"],
+                "spec": spec,
+                "status": {"type": "object"},
+            },
+        }
     return {
         "type": "object",
         "additionalProperties": False,

@@ -659,14 +659,14 @@ class _ClusterRun:
     def _progress(self, up: int, total: int) -> None:
         """Nodes coming up: their pods turn Running, the RayCluster counts ready workers."""
         for index in range(min(up, len(self.pods))):
-            self._set_pod_status(index, _running(self.pods[index]))
+            self._set_pod_status(index, running_status(self.pods[index]))
         self._set_cluster_status(self._cluster_status(ready=up))
 
     def mark_ready(self) -> str:
         """Every pod Running, the RayCluster ``ready``; returns the dashboard's host:port."""
         ray = self.ray()
         for index, pod in enumerate(self.pods):
-            self._set_pod_status(index, _running(pod))
+            self._set_pod_status(index, running_status(pod))
         status = self._cluster_status(ready=len(self.pods), state="ready")
         port = ray.dashboard_url.rsplit(":", 1)[1]
         head_pod = self.pods[0]["metadata"]["name"]
@@ -781,7 +781,7 @@ class _Submitter:
             },
             "spec": {"restartPolicy": "Never", "containers": [self.container]},
         }
-        pod["status"] = _running(pod)
+        pod["status"] = running_status(pod)
         self.store.create(PODS, self.namespace, pod)
         self.preamble = f"Job submission server address: {self.address}\n"
         self.store.set_log(self.namespace, self.pod, self.preamble)
@@ -829,7 +829,7 @@ class _Submitter:
 
     def _end_pod(self, *, exit_code: int) -> None:
         def change(pod: dict[str, Any]) -> None:
-            pod["status"] = _terminated(pod, exit_code)
+            pod["status"] = terminated_status(pod, exit_code)
 
         self.store.mutate(PODS, self.namespace, self.pod, change)
         self.store.set_log(self.namespace, self.pod, done=True)
@@ -948,7 +948,7 @@ def _containers(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
     return pod["spec"].get("containers") or []
 
 
-def _container_status(
+def container_status(
     container: Mapping[str, Any], *, ready: bool, state: dict[str, Any], restarts: int = 0
 ) -> dict[str, Any]:
     image = container.get("image", "")
@@ -985,12 +985,12 @@ def _pending(pod: Mapping[str, Any]) -> dict[str, Any]:
         "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now}],
         "hostIP": "127.0.0.1",
         "containerStatuses": [
-            _container_status(c, ready=False, state=waiting) for c in _containers(pod)
+            container_status(c, ready=False, state=waiting) for c in _containers(pod)
         ],
     }
 
 
-def _running(pod: Mapping[str, Any]) -> dict[str, Any]:
+def running_status(pod: Mapping[str, Any]) -> dict[str, Any]:
     now = timestamp()
     state = {"running": {"startedAt": now}}
     return {
@@ -1001,7 +1001,7 @@ def _running(pod: Mapping[str, Any]) -> dict[str, Any]:
         "podIPs": [{"ip": "127.0.0.1"}],
         "startTime": now,
         "containerStatuses": [
-            _container_status(c, ready=True, state=state) for c in _containers(pod)
+            container_status(c, ready=True, state=state) for c in _containers(pod)
         ],
     }
 
@@ -1023,24 +1023,24 @@ def _unschedulable() -> dict[str, Any]:
 
 
 def _crash_looping(pod: Mapping[str, Any], error: str) -> dict[str, Any]:
-    status = _running(pod)
+    status = running_status(pod)
     status["conditions"] = _pod_conditions(timestamp(), ready=False)
     waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": error[:1000]}}
     status["containerStatuses"] = [
-        _container_status(c, ready=False, state=waiting, restarts=1) for c in _containers(pod)
+        container_status(c, ready=False, state=waiting, restarts=1) for c in _containers(pod)
     ]
     return status
 
 
-def _terminated(pod: Mapping[str, Any], exit_code: int) -> dict[str, Any]:
+def terminated_status(pod: Mapping[str, Any], exit_code: int) -> dict[str, Any]:
     now = timestamp()
     reason = "Completed" if exit_code == 0 else "Error"
     state = {"terminated": {"exitCode": exit_code, "reason": reason, "finishedAt": now}}
-    status = _running(pod)
+    status = running_status(pod)
     status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
     status["conditions"] = _pod_conditions(now, ready=False)
     status["containerStatuses"] = [
-        _container_status(c, ready=False, state=state) for c in _containers(pod)
+        container_status(c, ready=False, state=state) for c in _containers(pod)
     ]
     return status
 

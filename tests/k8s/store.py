@@ -88,7 +88,7 @@ RAYCLUSTERS = Resource(
 )
 PODS = Resource("", "v1", "pods", "Pod", "pod", subresources=("log", "status"))
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", "namespace", namespaced=False)
-JOBS = Resource("batch", "v1", "jobs", "Job", "job", subresources=("status",))
+JOBS = Resource("batch", "v1", "jobs", "Job", "job", writable=True, subresources=("status",))
 RESOURCES = {
     (r.group, r.version, r.plural): r for r in (RAYJOBS, RAYCLUSTERS, PODS, NAMESPACES, JOBS)
 }

@@ -26,6 +26,7 @@ from flyray import TaskError
 from flyray.cli.main import cli
 from flyray.executors.base import RunStatus
 from flyray.executors.kube.errors import is_transient, translate
+from flyray.executors.kube.session import RAYJOBS
 from flyray.executors.kube.status import Snapshot, explain, failure_error, progress
 from flyray.executors.kuberay import track_attempts
 from flyray.store.runstore import RunStore
@@ -298,7 +299,7 @@ def test_unreachable_server_is_retried_then_reported(tmp_path, monkeypatch):
             rf"{server} after 5 attempts",
         ),
     ):
-        session.get_rayjob("x")
+        session.get(RAYJOBS, "x")
     assert delays == [0.25, 0.5, 1.0, 2.0]
 
 
@@ -382,8 +383,18 @@ def test_seed_like_task_returns_its_result(kube_env, fake_kube):
     assert all(r.status == 201 for r in creates)
     assert any("kubectl port-forward -n default svc/" in line for line in recorder.lines)
     assert any("workers 1/1 ready" in line for line in recorder.lines), recorder.lines
-    deleted = "deleted: the operator stops its Ray job and deletes its cluster"
-    assert any(line.endswith(deleted) for line in recorder.lines)
+    # ttlSecondsAfterFinished=3 with shutdown: the RayJob is left to KubeRay, which deletes
+    # the cluster 3 s after the job's end; the RayJob stays until `flyray cancel`.
+    kept = f"keeping RayJob default/{record.manifest_name}: KubeRay deletes its RayCluster 3 s"
+    assert any(line.startswith(kept) for line in recorder.lines), recorder.lines
+    assert record.cluster["kept_until"]
+    (rayjob,) = fake_kube.objects("rayjobs")
+    assert rayjob["status"]["jobDeploymentStatus"] == "Complete"
+    fake_kube.wait_for(lambda: not fake_kube.objects("rayclusters"), timeout=60)
+    cancelled = CliRunner().invoke(cli, ["cancel", record.run_id])
+    assert "had already ended (SUCCEEDED); RayJob default/" in cancelled.output, cancelled.output
+    assert only_record(kube_env).status is RunStatus.SUCCEEDED
+    fake_kube.wait_for(lambda: not fake_kube.objects("rayjobs"), timeout=60)
     assert_nothing_left(fake_kube)
 
 
@@ -600,15 +611,15 @@ def test_creating_again_after_a_lost_answer_gets_the_same_rayjob(kube_env, fake_
         task, run_id="r0000000001", store=kube_env, settings=Settings(), namespace="default"
     )
     with KubeSession() as session:
-        first = session.create_rayjob(manifest)
-        again = session.create_rayjob(manifest)
+        first = session.create(RAYJOBS, manifest)
+        again = session.create(RAYJOBS, manifest)
         assert again["metadata"]["uid"] == first["metadata"]["uid"]
         other = copy.deepcopy(manifest)
         other["metadata"]["labels"]["flyray.io/run-id"] = "r0000000002"
         with pytest.raises(flyray.SubmissionError, match=r"already exists.*409"):
-            session.create_rayjob(other)
-        assert session.delete_rayjob(manifest["metadata"]["name"])
-        assert not session.delete_rayjob("no-such-rayjob")
+            session.create(RAYJOBS, other)
+        assert session.delete(RAYJOBS, manifest["metadata"]["name"])
+        assert not session.delete(RAYJOBS, "no-such-rayjob")
     fake_kube.wait_for(lambda: not fake_kube.objects("rayjobs"), timeout=30)
 
 

@@ -16,7 +16,7 @@ from .runs import fail, open_store, run_store_option
 @click.argument("run_id", metavar="RUN")
 @run_store_option
 def cancel(run_id: str, run_store: str | None) -> None:
-    """Stop RUN: a detached cluster run's Ray job, or a kuberay run's RayJob (deleted)."""
+    """Stop RUN: a detached cluster run's Ray job, or a kuberay run's RayJob or Job (deleted)."""
     try:
         store = open_store(run_store)
         record = store.load_record(run_id)
@@ -46,11 +46,13 @@ def _cancel_cluster_run(store: RunStore, record: RunRecord) -> str:
 
 
 def _cancel_kuberay_run(store: RunStore, record: RunRecord) -> str:
-    from flyray.executors.kuberay import CANCELLED, cancel_run
+    from flyray.executors.kuberay import CANCELLED, cancel_run, run_object
 
     was = record.status
     record, deleted = cancel_run(store, record)
-    rayjob = f"RayJob {record.cluster.get('namespace')}/{record.cluster.get('rayjob')}"
+    found = run_object(record)
+    kind, name = (found[0].kind.kind, found[1]) if found else ("RayJob", "?")
+    rayjob = f"{kind} {record.cluster.get('namespace')}/{name}"
     if not deleted:
         return f"run {record.run_id} ({record.status.value}): {rayjob} was already gone"
     if was.is_terminal() or record.message != CANCELLED:

@@ -1,4 +1,4 @@
-"""``flyray render [OPTIONS] FILE TASK [--param value ...]``: print a run's RayJob manifest."""
+"""``flyray render [OPTIONS] FILE TASK [--param value ...]``: print a run's manifest."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 from flyray.config.settings import Settings
 from flyray.errors import FlyrayError
 from flyray.executors.base import new_run_id
-from flyray.executors.render import render_for_run
+from flyray.executors.render import render_kube_manifest
 from flyray.manifest.rayjob import LATEST_KUBERAY_VERSION, dump_json, dump_yaml
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
@@ -24,7 +24,7 @@ def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, 
         settings = Settings.load(
             overrides={"run_store": options["run_store"], "image": options["image"]}
         )
-        manifest = render_for_run(
+        manifest = render_kube_manifest(
             task,
             run_id=options["run_id"] or new_run_id(),
             store=RunStore(settings.run_store_path()),
@@ -66,7 +66,9 @@ def render(
 ) -> None:
     """Print the RayJob manifest a run of TASK from FILE would create.
 
-    The manifest is the one a run submits: the project's code bundle is stored in the run
-    store (once per content), and the entrypoint reads the run's inputs from there. Task
+    A task whose RayJobConfig names an existing cluster (address=) gets the batch Job that
+    kuberay mode creates for it instead: one pod that connects to that cluster. The manifest
+    is the one a run submits: the project's code bundle is stored in the run store (once per
+    content), and the entrypoint reads the run's inputs from there. Task
     parameters are checked but do not change the manifest: a run stores them as its inputs.
     """

@@ -82,7 +82,7 @@ def runs() -> None:
 @click.option(
     "--kuberay",
     is_flag=True,
-    help="List flyray's RayJobs on Kubernetes instead, found by label (any run store's).",
+    help="List flyray's RayJobs and Jobs on Kubernetes instead, found by label (any run store's).",
 )
 @click.option("--namespace", help="With --kuberay: the namespace [default: the context's].")
 @click.option("--context", help="With --kuberay: the kubeconfig context.")
@@ -91,7 +91,7 @@ def list_runs(
 ) -> None:
     """List the runs in the run store, newest first."""
     if kuberay:
-        _list_rayjobs(namespace=namespace, context=context)
+        _list_kube_runs(namespace=namespace, context=context)
         return
     try:
         store = open_store(run_store)
@@ -107,27 +107,24 @@ def list_runs(
         stderr.print(f"[dim]{len(shown)} of {len(records)} runs; --limit 0 lists them all[/]")
 
 
-def _list_rayjobs(*, namespace: str | None, context: str | None) -> None:
-    """The RayJobs labelled app.kubernetes.io/managed-by=flyray, as `kubectl get` would."""
-    from flyray.executors.kuberay import list_rayjobs
+def _list_kube_runs(*, namespace: str | None, context: str | None) -> None:
+    """The RayJobs and Jobs labelled app.kubernetes.io/managed-by=flyray, as `kubectl get`."""
+    from flyray.executors.kuberay import list_kube_runs
 
     try:
-        rows = list_rayjobs(Settings.load(overrides={"namespace": namespace, "context": context}))
+        settings = Settings.load(overrides={"namespace": namespace, "context": context})
+        rows = list_kube_runs(settings)
     except FlyrayError as exc:
         fail(exc)
     if not rows:
-        stderr.print("no flyray RayJobs in the namespace", soft_wrap=True)
+        stderr.print("no flyray RayJobs or Jobs in the namespace", soft_wrap=True)
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("rayjob", "run id", "task", "deployment", "job", "created"):
+    for column in ("kind", "name", "run id", "task", "status", "ray job", "created"):
         table.add_column(column, no_wrap=True)
+    keys = ("kind", "name", "run_id", "task", "deployment", "job", "created")
     for row in rows:
-        table.add_row(
-            *(
-                escape(row[key])
-                for key in ("name", "run_id", "task", "deployment", "job", "created")
-            )
-        )
+        table.add_row(*(escape(row[key]) for key in keys))
     print_rows(table)
 
 

@@ -4,35 +4,81 @@ Preflight first (run store, KubeRay CRD, RBAC, image, server-side dry run), then
 is created and followed with a watch; the submitter pod's log streams to ``on_log`` and is
 stored with the run. The run's outputs or error come back through the run store. Once the
 RayJob has ended, or on Ctrl-C or any error, flyray deletes it (foreground: the operator stops
-the Ray job and deletes its cluster); only ``detach`` leaves it running, and ``flyray
-cancel`` deletes it then. Kubernetes errors become flyray errors in ``kube.errors``.
+the Ray job and deletes its cluster); ``detach`` leaves it running, and ``flyray cancel``
+deletes it then. A RayJob whose spec keeps its cluster for a while after the job
+(``shutdownAfterJobFinishes`` with ``ttlSecondsAfterFinished``, as the spec's example does) is
+left to KubeRay, which deletes the cluster after the TTL; the RayJob object stays with its
+status until ``flyray cancel``. Kubernetes errors become flyray errors in ``kube.errors``.
+
+A task whose config names an existing cluster (``address=``) has no cluster to create: it runs
+as a plain batch Job (one pod, ``manifest.job``) that connects to that address, followed and
+deleted the same way; ``_Model`` holds what differs between the two kinds of object.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flyray.config.settings import Settings
 from flyray.errors import SubmissionError
 from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
 from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts
-from flyray.executors.kube.session import KubeSession
-from flyray.executors.kube.status import ENDED, Snapshot, failure_error, progress
+from flyray.executors.kube import jobstatus
+from flyray.executors.kube import status as rayjob_status
+from flyray.executors.kube.session import JOBS, RAYJOBS, KubeSession, ObjectKind
 from flyray.executors.kube.watch import ClusterReadiness, ObjectWatch, wait_deleted
-from flyray.manifest.rayjob import refuse_existing_cluster
+from flyray.manifest.job import ADDRESS_ANNOTATION
 from flyray.store.record import Attempt, RunRecord, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
-__all__ = ["KubeRayExecutor", "cancel_run", "list_rayjobs", "refresh_run"]
+__all__ = ["KubeRayExecutor", "cancel_run", "list_kube_runs", "refresh_run", "run_object"]
 
 LOG_GRACE_S = 15.0  # how long the submitter pod may take to finish its log after the job ends
 DELETE_WAIT_S = 60.0  # how long to wait for a deleted RayJob (and its cluster) to be gone
 INTERRUPTED_DELETE_WAIT_S = 15.0  # the same after Ctrl-C or an error: the user is waiting
 CANCELLED = "cancelled with `flyray cancel`"
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=flyray"
+
+
+@dataclass(frozen=True)
+class _Model:
+    """What the executor needs to know of one kind of object a run is (RayJob or batch Job)."""
+
+    kind: ObjectKind
+    record_key: str  # the key of the object's name in ``RunRecord.cluster``
+    snapshot: Callable[[dict[str, Any]], Any]
+    progress: Callable[..., list[str]]
+    failure_error: Callable[..., Any]
+
+
+_MODELS = (
+    _Model(
+        RAYJOBS,
+        "rayjob",
+        rayjob_status.Snapshot.of,
+        rayjob_status.progress,
+        rayjob_status.failure_error,
+    ),
+    _Model(JOBS, "job", jobstatus.JobSnapshot.of, jobstatus.progress, jobstatus.failure_error),
+)
+
+
+def _model_of(manifest: dict[str, Any]) -> _Model:
+    return next(model for model in _MODELS if model.kind.kind == manifest["kind"])
+
+
+def run_object(record: RunRecord) -> tuple[_Model, str] | None:
+    """The model and name of the object a kuberay run created, if it got that far."""
+    for model in _MODELS:
+        if record.cluster.get(model.record_key):
+            return model, record.cluster[model.record_key]
+    return None
 
 
 class KubeRayExecutor(JobExecutor):
@@ -64,15 +110,14 @@ class KubeRayExecutor(JobExecutor):
         """Before anything is written: the run store must reach the cluster, kubeconfig load."""
         from flyray.executors.kube.preflight import check_run_store
 
-        refuse_existing_cluster(task)
         check_run_store(self.store, shared=self.settings.shared_run_store)
         self.session()
 
     def render(self, task: FunctionTask, run_id: str) -> dict[str, Any]:
-        """The RayJob, in the session's namespace."""
-        from flyray.executors.render import render_for_run
+        """The RayJob (with ``address=``, the batch Job), in the session's namespace."""
+        from flyray.executors.render import render_kube_manifest
 
-        return render_for_run(
+        return render_kube_manifest(
             task,
             run_id=run_id,
             store=self.store,
@@ -88,7 +133,7 @@ class KubeRayExecutor(JobExecutor):
         report = on_progress or (lambda message: None)
         session = self.session()
         name = run.manifest["metadata"]["name"]
-        where = {"namespace": session.namespace, "rayjob": name}
+        where = {"namespace": session.namespace, _model_of(run.manifest).record_key: name}
         context = {"context": session.context} if session.context else {}
         self.update(run, cluster={**where, **context})
         try:
@@ -114,9 +159,9 @@ class KubeRayExecutor(JobExecutor):
         return super().result(run_id)
 
     def cancel(self, run_id: str) -> None:
-        """Delete the run's RayJob if it has one (e.g. a detached run); else as any job run."""
+        """Delete the run's RayJob (or Job) if it has one (e.g. detached); else as any job run."""
         run = self._runs[run_id]
-        if run.record.cluster.get("rayjob") and not run.record.status.is_terminal():
+        if run_object(run.record) and not run.record.status.is_terminal():
             run.record, _ = cancel_run(self.store, run.record)
         else:
             super().cancel(run_id)
@@ -127,7 +172,7 @@ class KubeRayExecutor(JobExecutor):
 
 
 class _Follower:
-    """One run's RayJob from creation to deletion: progress, attempts, logs, outcome."""
+    """One run's RayJob (or Job) from creation to deletion: progress, attempts, logs, outcome."""
 
     def __init__(
         self, executor: KubeRayExecutor, run: JobRun, session: KubeSession, report: Any
@@ -135,8 +180,9 @@ class _Follower:
         from flyray.executors.kube.logs import SubmitterLogs
 
         self.executor, self.run_, self.session, self.report = executor, run, session, report
+        self.model = _model_of(run.manifest)
         self.name = run.manifest["metadata"]["name"]
-        self.ref = session.rayjob_ref(self.name)
+        self.ref = session.ref(self.model.kind, self.name)
         self.logs = SubmitterLogs(session, self.name, executor.on_log)
         self.readiness = ClusterReadiness(session, report)
         self.started = time.monotonic()
@@ -144,7 +190,7 @@ class _Follower:
     def run(self) -> RunStatus:
         executor, run = self.executor, self.run_
         try:
-            self.session.create_rayjob(run.manifest)
+            self.session.create(self.model.kind, run.manifest)
             executor.update(run, status=RunStatus.RUNNING, started_at=utc_now())
             self.report(f"created {self.ref}")
             if executor.detach:
@@ -169,33 +215,35 @@ class _Follower:
                 executor._failed(run, exc)
             raise
 
-    def _follow(self) -> Snapshot:
-        """Follow the RayJob until the operator is done with it; its last state."""
-        previous: Snapshot | None = None
-        with contextlib.closing(iter(ObjectWatch(self.session, self.name))) as events:
-            for kind, rayjob in events:
-                if kind == "DELETED":
+    def _follow(self) -> Any:
+        """Follow the object until it has ended; its last state (a snapshot)."""
+        previous = None
+        watch = ObjectWatch(self.session, self.name, kind=self.model.kind)
+        with contextlib.closing(iter(watch)) as events:
+            for event, obj in events:
+                if event == "DELETED":
                     raise SubmissionError(
                         f"{self.ref} was deleted by someone else while run "
                         f"{self.run_.record.run_id} was going on; the run is lost"
                     )
-                current = Snapshot.of(rayjob)
-                for line in progress(previous, current, elapsed=time.monotonic() - self.started):
+                current = self.model.snapshot(obj)
+                elapsed = time.monotonic() - self.started
+                for line in self.model.progress(previous, current, elapsed=elapsed):
                     self.report(line)
                 self._track(current)
                 if current.deployment == "Initializing" and current.cluster:
                     self.readiness.follow(current.cluster)
                 else:
                     self.readiness.stop()
-                if current.deployment not in ("", "Initializing"):
-                    self.logs.start()  # the submitter pod comes with Running
+                if current.has_started():
+                    self.logs.start()
                 self.logs.nudge()
                 previous = current
                 if current.is_terminal():
                     return current
         raise AssertionError("unreachable: the watch only ends with DELETED")  # pragma: no cover
 
-    def _track(self, snapshot: Snapshot) -> None:
+    def _track(self, snapshot: Any) -> None:
         """Keep the record's attempts and cluster in step with the RayJob."""
         record = self.run_.record
         changed = track_attempts(record, snapshot)
@@ -205,17 +253,21 @@ class _Follower:
         if changed:
             self.executor.update(self.run_)
 
-    def _finish(self, final: Snapshot) -> RunStatus:
-        """The RayJob has ended: keep its log, read the outcome, delete it."""
+    def _finish(self, final: Any) -> RunStatus:
+        """The object has ended: keep its log, read the outcome, delete it (or keep it: TTL)."""
         run, store = self.run_, self.executor.store
         run_id = run.record.run_id
-        self._clean_up(wait=DELETE_WAIT_S)
+        ttl = kept_for(run.manifest)
+        if ttl:
+            self._keep(ttl)
+        else:
+            self._clean_up(wait=DELETE_WAIT_S)
         status = final.run_status()
         if status is RunStatus.SUCCEEDED:
             run.error = None
             self.executor.update(run, status=status, message=None, ended_at=utc_now())
             return status
-        run.error = failure_error(
+        run.error = self.model.failure_error(
             final,
             run_id=run_id,
             task_name=run.task.name,
@@ -228,8 +280,20 @@ class _Follower:
         )
         return RunStatus.FAILED
 
-    def _clean_up(self, *, wait: float, interrupted: bool = False) -> None:
-        """Store the log, then delete the RayJob and wait (bounded) until it is gone."""
+    def _keep(self, ttl: int) -> None:
+        """Store the log and leave the RayJob: KubeRay deletes its cluster after the TTL."""
+        self._store_log(interrupted=False)
+        run_id = self.run_.record.run_id
+        until = datetime.now(timezone.utc) + timedelta(seconds=ttl)
+        self.run_.record.cluster["kept_until"] = until.isoformat(timespec="seconds")
+        self.report(
+            f"keeping {self.ref}: KubeRay deletes its RayCluster {ttl} s after the job ended "
+            "(ttlSecondsAfterFinished), the RayJob stays with its status; `flyray cancel "
+            f"{run_id}` deletes it now"
+        )
+
+    def _store_log(self, *, interrupted: bool) -> None:
+        """Read the pods' logs to their end (not after Ctrl-C) and store them with the run."""
         self.readiness.stop()
         if interrupted:
             self.logs.stop()
@@ -239,21 +303,28 @@ class _Follower:
             text = self.logs.collect()
             if text:
                 self.executor.store.write_log(self.run_.record.run_id, text)
+
+    def _clean_up(self, *, wait: float, interrupted: bool = False) -> None:
+        """Store the log, then delete the object and wait (bounded) until it is gone."""
+        self._store_log(interrupted=interrupted)
+        kind = self.model.kind
         try:
-            if not self.session.delete_rayjob(self.name):
+            if not self.session.delete(kind, self.name):
                 return
-            gone = wait_deleted(self.session, self.name, timeout=wait)
+            gone = wait_deleted(self.session, self.name, kind=kind, timeout=wait)
         except SubmissionError as exc:
             self.report(
-                f"could not delete {self.ref} ({exc}); delete it with `kubectl delete rayjob "
-                f"-n {self.session.namespace} {self.name}`"
+                f"could not delete {self.ref} ({exc}); delete it with `kubectl delete "
+                f"{kind.plural}.{kind.group} -n {self.session.namespace} {self.name}`"
             )
             return
         state = "deleted" if gone else f"deleting (still there after {wait:.0f} s)"
-        self.report(
-            f"{self.ref} {state}: the operator stops its Ray job and deletes its cluster"
-            + (" (interrupted)" if interrupted else "")
+        what = (
+            "the operator stops its Ray job and deletes its cluster"
+            if kind is RAYJOBS
+            else "its pod is stopped"
         )
+        self.report(f"{self.ref} {state}: {what}" + (" (interrupted)" if interrupted else ""))
 
     def _detached(self) -> RunStatus:
         run_id = self.run_.record.run_id
@@ -264,8 +335,20 @@ class _Follower:
         return RunStatus.RUNNING
 
 
-def track_attempts(record: RunRecord, snapshot: Snapshot) -> bool:
-    """Bring ``record.attempts`` in line with the RayJob's state; True if anything changed."""
+def kept_for(manifest: dict[str, Any]) -> int:
+    """Seconds KubeRay keeps a finished RayJob's cluster: flyray then leaves the RayJob to it.
+
+    Only with ``shutdownAfterJobFinishes`` and a TTL, as the spec declares them; without
+    shutdown the cluster would run on with nobody to stop it, so flyray deletes the RayJob.
+    """
+    spec = manifest["spec"]
+    if manifest["kind"] != RAYJOBS.kind or not spec.get("shutdownAfterJobFinishes"):
+        return 0
+    return int(spec.get("ttlSecondsAfterFinished") or 0)
+
+
+def track_attempts(record: RunRecord, snapshot: Any) -> bool:
+    """Bring ``record.attempts`` in line with the object's state; True if anything changed."""
     if not snapshot.deployment:
         return False
     before = [attempt.to_dict() for attempt in record.attempts]
@@ -278,42 +361,45 @@ def track_attempts(record: RunRecord, snapshot: Snapshot) -> bool:
     attempt = record.attempts[number - 1]
     attempt.submission_id = snapshot.job_id or attempt.submission_id
     attempt.status = snapshot.attempt_status()
-    if snapshot.deployment in ENDED:
+    if snapshot.attempt_ended():
         attempt.ended_at = attempt.ended_at or utc_now()
         if attempt.status is RunStatus.FAILED:
             attempt.message = snapshot.outcome()
-            attempt.error_kind = "user" if snapshot.reason == "AppFailed" else "infrastructure"
+            attempt.error_kind = "user" if snapshot.user_failure() else "infrastructure"
     return [attempt.to_dict() for attempt in record.attempts] != before
 
 
 def refresh_run(store: RunStore, record: RunRecord) -> RunRecord:
-    """Bring a kuberay run's record up to date from its RayJob (status, attempts, log)."""
-    if record.status.is_terminal() or not record.cluster.get("rayjob"):
+    """Bring a kuberay run's record up to date from its RayJob or Job (status, attempts, log)."""
+    found = run_object(record)
+    if record.status.is_terminal() or found is None:
         return record
+    model, name = found
     with _session(record) as session:
-        rayjob = session.get_rayjob(record.cluster["rayjob"])
-        if rayjob is None:
+        obj = session.get(model.kind, name)
+        if obj is None:
             record.status = RunStatus.STOPPED
-            record.message = f"{session.rayjob_ref(record.cluster['rayjob'])} is gone"
+            record.message = f"{session.ref(model.kind, name)} is gone"
             record.ended_at = utc_now()
         else:
-            _refresh_from(store, record, session, Snapshot.of(rayjob))
+            _refresh_from(store, record, session, model, model.snapshot(obj))
     store.save_record(record)
     return record
 
 
 def cancel_run(store: RunStore, record: RunRecord) -> tuple[RunRecord, bool]:
-    """Delete a kuberay run's RayJob (its log stored first); (record, whether it was deleted).
+    """Delete a kuberay run's RayJob or Job (its log stored first); (record, whether deleted).
 
     A run that was still going is recorded as STOPPED.
     """
     record = refresh_run(store, record)
-    name = record.cluster.get("rayjob")
-    if not name:
+    found = run_object(record)
+    if found is None:
         return record, False
+    model, name = found
     with _session(record) as session:
-        _store_log(store, record, session)
-        deleted = session.delete_rayjob(name)
+        _store_log(store, record, session, name)
+        deleted = session.delete(model.kind, name)
     if not record.status.is_terminal():
         record.status = RunStatus.STOPPED
         record.message = CANCELLED
@@ -327,13 +413,13 @@ def cancel_run(store: RunStore, record: RunRecord) -> tuple[RunRecord, bool]:
 
 
 def _refresh_from(
-    store: RunStore, record: RunRecord, session: KubeSession, snapshot: Snapshot
+    store: RunStore, record: RunRecord, session: KubeSession, model: _Model, snapshot: Any
 ) -> None:
     track_attempts(record, snapshot)
     for key, value in (("raycluster", snapshot.cluster), ("dashboard_url", snapshot.dashboard)):
         if value:
             record.cluster[key] = value
-    _store_log(store, record, session)
+    _store_log(store, record, session, snapshot.name)
     record.status = snapshot.run_status()
     if record.status is RunStatus.PENDING:
         record.status = RunStatus.RUNNING  # created, so under way
@@ -341,7 +427,7 @@ def _refresh_from(
         record.ended_at = record.ended_at or utc_now()
         if record.status is RunStatus.FAILED:
             manifest = _stored_manifest(store, record.run_id)
-            error = failure_error(
+            error = model.failure_error(
                 snapshot,
                 run_id=record.run_id,
                 task_name=record.task,
@@ -351,10 +437,10 @@ def _refresh_from(
             record.message = str(error)
 
 
-def _store_log(store: RunStore, record: RunRecord, session: KubeSession) -> None:
+def _store_log(store: RunStore, record: RunRecord, session: KubeSession, name: str) -> None:
     from flyray.executors.kube.logs import SubmitterLogs
 
-    text = SubmitterLogs(session, record.cluster["rayjob"], None).collect()
+    text = SubmitterLogs(session, name, None).collect()
     if text:
         store.write_log(record.run_id, text)
 
@@ -372,25 +458,34 @@ def _session(record: RunRecord) -> KubeSession:
     )
 
 
-def list_rayjobs(settings: Settings) -> list[dict[str, str]]:
-    """flyray's RayJobs in the settings' namespace, found by label, newest first.
+def list_kube_runs(settings: Settings) -> list[dict[str, str]]:
+    """flyray's RayJobs and Jobs in the settings' namespace, found by label, newest first.
 
     They include runs this machine's run store does not know (started elsewhere, or whose
-    caller died): each row says the RayJob's name, run id, task and statuses.
+    caller died): each row says the object's kind and name, run id, task and statuses.
     """
     with KubeSession(context=settings.context, namespace=settings.namespace) as session:
-        items = session.list_objects(label_selector=MANAGED_BY_SELECTOR).get("items", [])
+        found = {
+            model: session.list_objects(model.kind, label_selector=MANAGED_BY_SELECTOR)
+            for model in _MODELS
+        }
     rows = []
-    for item in items:
-        metadata, status = item.get("metadata", {}), item.get("status") or {}
-        rows.append(
-            {
-                "name": metadata.get("name", ""),
-                "run_id": (metadata.get("labels") or {}).get("flyray.io/run-id", ""),
-                "task": (metadata.get("annotations") or {}).get("flyray.io/task-name", ""),
-                "deployment": status.get("jobDeploymentStatus") or "",
-                "job": status.get("jobStatus") or "",
-                "created": metadata.get("creationTimestamp", ""),
-            }
-        )
+    for model, listed in found.items():
+        for item in listed.get("items") or []:
+            metadata = item.get("metadata") or {}
+            annotations = metadata.get("annotations") or {}
+            if model.kind is JOBS and ADDRESS_ANNOTATION not in annotations:
+                continue  # a Job flyray did not create itself (e.g. a RayJob's submitter)
+            snapshot = model.snapshot(item)
+            rows.append(
+                {
+                    "kind": model.kind.kind,
+                    "name": metadata.get("name", ""),
+                    "run_id": (metadata.get("labels") or {}).get("flyray.io/run-id", ""),
+                    "task": annotations.get("flyray.io/task-name", ""),
+                    "deployment": snapshot.deployment,
+                    "job": getattr(snapshot, "job_status", ""),
+                    "created": metadata.get("creationTimestamp", ""),
+                }
+            )
     return sorted(rows, key=lambda row: row["created"], reverse=True)

@@ -3,6 +3,8 @@
 ``LocalClusterExecutor.submit`` runs what this renders and ``flyray render`` prints it: the
 task's code bundle is stored in the run store (content-addressed, so storing it again is a
 no-op), the entrypoint points at that store and run id, and the image matches the local Ray.
+In kuberay mode a task that names an existing cluster (``RayJobConfig.address``) is a batch
+Job instead (``render_kube_manifest``): one pod that fetches the bundle and connects there.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from flyray.manifest.rayjob import LATEST_KUBERAY_VERSION
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
-__all__ = ["render_for_run"]
+__all__ = ["render_for_run", "render_kube_manifest"]
 
 
 def render_for_run(
@@ -32,15 +34,10 @@ def render_for_run(
 
     ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there).
     """
-    from flyray import entrypoint
     from flyray.manifest.images import default_image, ray_version
     from flyray.manifest.rayjob import render_rayjob
-    from flyray.store.bundle import create_bundle
 
-    bundle = create_bundle(Path(inspect.getfile(task.func)), store)
-    command = entrypoint.command(
-        store=store.uri(), run_id=run_id, task_file=bundle.task_file, task_name=task.name
-    )
+    bundle, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=False)
     return render_rayjob(
         task,
         run_id=run_id,
@@ -51,3 +48,48 @@ def render_for_run(
         kuberay_version=kuberay_version,
         ray_version=ray_version(),
     )
+
+
+def render_kube_manifest(
+    task: FunctionTask,
+    *,
+    run_id: str,
+    store: RunStore,
+    settings: Settings,
+    namespace: str | None = None,
+    kuberay_version: str = LATEST_KUBERAY_VERSION,
+) -> dict[str, Any]:
+    """What kuberay mode creates for ``task``: its RayJob, or with an address, a batch Job."""
+    from flyray.manifest.images import default_image
+    from flyray.manifest.job import render_job
+
+    if getattr(task.plugin_config, "address", None) is None:
+        return render_for_run(
+            task,
+            run_id=run_id,
+            store=store,
+            settings=settings,
+            namespace=namespace,
+            kuberay_version=kuberay_version,
+        )
+    _, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=True)
+    image = settings.image or default_image()
+    return render_job(task, run_id=run_id, command=command, image=image, namespace=namespace)
+
+
+def _bundle_and_command(
+    task: FunctionTask, *, run_id: str, store: RunStore, fetch: bool
+) -> tuple[Any, list[str]]:
+    """Store the task's code bundle; the entrypoint's argv (``fetch``: it unpacks the bundle)."""
+    from flyray import entrypoint
+    from flyray.store.bundle import create_bundle
+
+    bundle = create_bundle(Path(inspect.getfile(task.func)), store)
+    command = entrypoint.command(
+        store=store.uri(),
+        run_id=run_id,
+        task_file=bundle.task_file,
+        task_name=task.name,
+        bundle=bundle.uri if fetch else None,
+    )
+    return bundle, command

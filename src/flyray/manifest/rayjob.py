@@ -26,11 +26,14 @@ from flyray.task.base import FunctionTask
 
 __all__ = [
     "LATEST_KUBERAY_VERSION",
+    "MANAGED_BY",
+    "clean",
     "dump_json",
     "dump_yaml",
     "rayjob_name",
     "refuse_existing_cluster",
     "render_rayjob",
+    "run_metadata",
     "task_label",
 ]
 
@@ -126,10 +129,10 @@ def render_rayjob(
     manifest = {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": _metadata(task, run_id=run_id, namespace=namespace),
+        "metadata": run_metadata(task, run_id=run_id, namespace=namespace),
         "spec": spec,
     }
-    return _clean(manifest)
+    return clean(manifest)
 
 
 def dump_yaml(manifest: Mapping[str, Any]) -> str:
@@ -166,7 +169,7 @@ def _custom_config(task: FunctionTask) -> dict[str, Any]:
             f"{task.env.name!r} plugin_config=RayJobConfig(...) to run it on KubeRay"
         )
     refuse_existing_cluster(task)
-    return _clean(config)
+    return clean(config)
 
 
 def _cluster_spec(
@@ -252,7 +255,7 @@ def _dashboard_port_number(head: dict[str, Any]) -> int:
 # --- job fields -------------------------------------------------------------------------
 
 
-def _metadata(task: FunctionTask, *, run_id: str, namespace: str | None) -> dict[str, Any]:
+def run_metadata(task: FunctionTask, *, run_id: str, namespace: str | None) -> dict[str, Any]:
     """Name, namespace, labels to find the run's objects by, and the task's full name."""
     return {
         "name": rayjob_name(task, run_id),
@@ -420,12 +423,12 @@ def _check_env_vars(env_vars: object) -> dict[str, str]:
 # --- output -----------------------------------------------------------------------------
 
 
-def _clean(value: Any) -> Any:
+def clean(value: Any) -> Any:
     """A copy without ``None`` values, every mapping's keys sorted: one input, one output."""
     if isinstance(value, Mapping):
-        return {key: _clean(value[key]) for key in sorted(value) if value[key] is not None}
+        return {key: clean(value[key]) for key in sorted(value) if value[key] is not None}
     if isinstance(value, (list, tuple)):
-        return [_clean(item) for item in value if item is not None]
+        return [clean(item) for item in value if item is not None]
     return value
 
 

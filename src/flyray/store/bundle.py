@@ -37,7 +37,14 @@ from flyray.store.runstore import RunStore
 if TYPE_CHECKING:
     from pathspec import PathSpec
 
-__all__ = ["BUNDLE_TOP", "Bundle", "bundle_files", "create_bundle", "project_root"]
+__all__ = [
+    "BUNDLE_TOP",
+    "Bundle",
+    "bundle_files",
+    "create_bundle",
+    "project_root",
+    "unpack_bundle",
+]
 
 BUNDLE_TOP = "bundle"  # the single top-level folder of every bundle zip
 DEFAULT_MAX_BYTES = 100 * 2**20
@@ -80,6 +87,32 @@ def create_bundle(
     else:
         uri = store.put_bundle(sha, data)
     return Bundle(uri=uri, sha256=sha, size=len(data), root=root, task_file=rel_task)
+
+
+def unpack_bundle(uri: str, dest: Path) -> Path:
+    """Fetch the bundle at ``uri`` and unpack its ``bundle/`` folder into ``dest``, as Ray does.
+
+    For a pod that runs flyray's entrypoint without a Ray job around it (a task on an existing
+    cluster). The content is checked against the sha256 its name carries.
+    """
+    import fsspec
+
+    with fsspec.open(uri, "rb") as handle:
+        data = handle.read()
+    expected = uri.rsplit("/", 1)[-1].removesuffix(".zip")
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise RunStoreError(f"the code bundle {uri} does not match its sha256: it was changed")
+    dest = Path(dest)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            rel = Path(info.filename).relative_to(BUNDLE_TOP)
+            if info.is_dir() or ".." in rel.parts or rel.is_absolute():
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(info))
+            target.chmod((info.external_attr >> 16) & 0o777 or 0o644)
+    return dest
 
 
 def project_root(task_file: Path) -> Path:

@@ -78,7 +78,7 @@ class SubmitterLogs:
         Text the live stream missed is passed to ``on_log`` too.
         """
         with contextlib.suppress(FlyrayError):
-            for pod in self.session.submitter_pods(self.name):
+            for pod in self.session.job_pods(self.name):
                 self._texts.setdefault(pod.metadata.name, "")
         with self._lock:
             pods = list(self._texts)
@@ -117,7 +117,7 @@ class SubmitterLogs:
     def _next_pod(self) -> str | None:
         """The oldest submitter pod whose log is not complete yet and can be read."""
         try:
-            pods = self.session.submitter_pods(self.name)
+            pods = self.session.job_pods(self.name)
         except FlyrayError:
             return None
         for pod in pods:

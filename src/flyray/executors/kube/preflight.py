@@ -1,8 +1,9 @@
 """Checks before a RayJob is created, each failing with its own error and what to do about it.
 
 1. the run store is reachable from the cluster (not a folder here, unless said to be shared);
-2. the API server serves ``rayjobs.ray.io/v1`` (KubeRay is installed);
-3. the user may create, watch and delete RayJobs and read pods and their logs (RBAC);
+2. the API server serves ``rayjobs.ray.io/v1`` (KubeRay is installed; not asked for a task that
+   runs as a plain batch Job on an existing Ray cluster);
+3. the user may create, watch and delete the RayJob (or Job) and read pods and their logs (RBAC);
 4. the images the pods will run are printed;
 5. a server-side dry-run create, so the API server's own validation speaks first.
 """
@@ -14,12 +15,12 @@ from typing import Any
 
 from flyray.errors import ConfigError, SubmissionError
 from flyray.executors.kube.errors import status_of
-from flyray.executors.kube.session import GROUP, PLURAL, VERSION, KubeSession
+from flyray.executors.kube.session import JOBS, RAYJOBS, KubeSession, ObjectKind
 from flyray.store.runstore import RunStore
 
 __all__ = [
-    "ACCESS",
     "INSTALL_KUBERAY",
+    "access_needed",
     "check_access",
     "check_crd",
     "check_run_store",
@@ -31,27 +32,35 @@ INSTALL_KUBERAY = (
     "install the KubeRay operator: `helm repo add kuberay https://ray-project.github.io/"
     "kuberay-helm/` then `helm install kuberay-operator kuberay/kuberay-operator`"
 )
-# (verb, API group, resource, subresource) that a kuberay run uses
-ACCESS = (
-    ("create", GROUP, PLURAL, ""),
-    ("watch", GROUP, PLURAL, ""),
-    ("delete", GROUP, PLURAL, ""),
-    ("get", "", "pods", ""),
-    ("list", "", "pods", ""),
-    ("get", "", "pods", "log"),
-)
+GROUP, VERSION, PLURAL = RAYJOBS.group, RAYJOBS.version, RAYJOBS.plural
+
+
+def access_needed(kind: ObjectKind) -> list[tuple[str, str, str, str]]:
+    """(verb, API group, resource, subresource) that a run as a ``kind`` object uses."""
+    return [
+        *((verb, kind.group, kind.plural, "") for verb in ("create", "watch", "delete")),
+        ("get", "", "pods", ""),
+        ("list", "", "pods", ""),
+        ("get", "", "pods", "log"),
+    ]
 
 
 def preflight(
     session: KubeSession, manifest: dict[str, Any], *, report: Callable[[str], None]
 ) -> None:
-    """Every check that needs the cluster, then the dry run; raises at the first failure."""
+    """Every check that needs the cluster, then the dry run; raises at the first failure.
+
+    ``manifest`` is a RayJob, or the batch Job of a task that uses an existing Ray cluster.
+    """
+    kind = JOBS if manifest["kind"] == JOBS.kind else RAYJOBS
     report(f"Kubernetes: {session.describe()}")
-    check_crd(session)
-    check_access(session)
+    if kind is RAYJOBS:
+        check_crd(session)
+    check_access(session, kind)
     report(f"image: {', '.join(images(manifest))}")
-    session.create_rayjob(manifest, dry_run=True)
-    report("preflight passed: KubeRay serves RayJobs, access allowed, dry run accepted")
+    session.create(kind, manifest, dry_run=True)
+    served = "KubeRay serves RayJobs, " if kind is RAYJOBS else ""
+    report(f"preflight passed: {served}access allowed, dry run accepted")
 
 
 def check_run_store(store: RunStore, *, shared: bool) -> None:
@@ -103,24 +112,27 @@ def check_crd(session: KubeSession) -> None:
     )
 
 
-def check_access(session: KubeSession) -> None:
+def check_access(session: KubeSession, kind: ObjectKind = RAYJOBS) -> None:
     """SelfSubjectAccessReviews for every verb a run uses; one error listing all refusals."""
     refused = [
         f"{verb} {_resource_name(group, resource, subresource)}"
-        for verb, group, resource, subresource in ACCESS
+        for verb, group, resource, subresource in access_needed(kind)
         if not _allowed(session, verb, group, resource, subresource)
     ]
     if refused:
+        resource = _resource_name(kind.group, kind.plural, "")
         raise SubmissionError(
             f"not allowed in {session.describe()}: {', '.join(refused)}; a kuberay run needs "
-            f"a Role there granting rayjobs.{GROUP}: create, get, list, watch, delete; pods: "
+            f"a Role there granting {resource}: create, get, list, watch, delete; pods: "
             "get, list; pods/log: get (ask a cluster admin; check with `kubectl auth can-i "
-            f"create rayjobs.{GROUP} -n {session.namespace}`)"
+            f"create {resource} -n {session.namespace}`)"
         )
 
 
 def images(manifest: dict[str, Any]) -> list[str]:
-    """The Ray containers' images, head first, each once."""
+    """The Ray containers' images, head first, each once (a batch Job: its pod's)."""
+    if manifest["kind"] == JOBS.kind:
+        return [manifest["spec"]["template"]["spec"]["containers"][0].get("image", "?")]
     cluster = manifest["spec"]["rayClusterSpec"]
     groups = [cluster["headGroupSpec"], *cluster.get("workerGroupSpecs", [])]
     found = [group["template"]["spec"]["containers"][0].get("image", "?") for group in groups]

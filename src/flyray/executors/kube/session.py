@@ -11,17 +11,46 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from flyray.errors import ConfigError, SubmissionError
 from flyray.executors.kube.errors import is_transient, retry_delay, status_of, translate
 
-__all__ = ["GROUP", "MAX_ATTEMPTS", "PLURAL", "VERSION", "KubeSession", "kubeconfig_path"]
+__all__ = [
+    "JOBS",
+    "MAX_ATTEMPTS",
+    "RAYCLUSTERS",
+    "RAYJOBS",
+    "KubeSession",
+    "ObjectKind",
+    "kubeconfig_path",
+]
 
 T = TypeVar("T")
 
-GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
+
+@dataclass(frozen=True)
+class ObjectKind:
+    """A namespaced resource of a grouped API, as ``CustomObjectsApi`` addresses it.
+
+    That API is generic over ``/apis/<group>/<version>/namespaces/<ns>/<plural>``, so batch
+    Jobs go through it as well as KubeRay's objects, and every call returns plain dicts.
+    """
+
+    kind: str
+    group: str
+    version: str
+    plural: str
+
+    def path(self, namespace: str) -> tuple[str, str, str, str]:
+        return self.group, self.version, namespace, self.plural
+
+
+RAYJOBS = ObjectKind("RayJob", "ray.io", "v1", "rayjobs")
+RAYCLUSTERS = ObjectKind("RayCluster", "ray.io", "v1", "rayclusters")
+JOBS = ObjectKind("Job", "batch", "v1", "jobs")
 MAX_ATTEMPTS = 5  # tries of one API call before a transient error is reported
 REQUEST_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds of an ordinary API call
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -78,28 +107,28 @@ class KubeSession:
                 raise error from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- RayJobs -----------------------------------------------------------------------------
+    # -- objects of a grouped API (RayJobs, RayClusters, batch Jobs) ---------------------------
 
-    def rayjob_ref(self, name: str) -> str:
-        return f"RayJob {self.namespace}/{name}"
+    def ref(self, kind: ObjectKind, name: str) -> str:
+        """``RayJob ns/name``, as messages name an object."""
+        return f"{kind.kind} {self.namespace}/{name}"
 
-    def create_rayjob(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        """Create the RayJob (server-side dry run: only validate); returns what the server kept.
+    def create(
+        self, kind: ObjectKind, manifest: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Create the object (server-side dry run: only validate); returns what the server kept.
 
         Creating is retried like every call; when an earlier try reached the server, the retry
-        meets a 409 and gets the RayJob it made (same ``flyray.io/run-id``) back instead.
+        meets a 409 and gets the object it made (same ``flyray.io/run-id``) back instead.
         """
         name = manifest["metadata"]["name"]
-        what = f"create {self.rayjob_ref(name)}" + (" (server-side dry run)" if dry_run else "")
+        what = f"create {self.ref(kind, name)}" + (" (server-side dry run)" if dry_run else "")
         options = {"dry_run": "All"} if dry_run else {}
         try:
             return self.call(
                 what,
                 self.custom.create_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
+                *kind.path(self.namespace),
                 manifest,
                 field_validation="Strict",
                 **options,
@@ -107,21 +136,18 @@ class KubeSession:
         except SubmissionError as error:
             if dry_run or status_of(error) != 409:
                 raise
-            existing = self.get_rayjob(name)
+            existing = self.get(kind, name)
             if existing is None or _run_id(existing) != _run_id(manifest):
                 raise
             return existing
 
-    def get_rayjob(self, name: str) -> dict[str, Any] | None:
-        """The RayJob as the server has it, or None when there is none."""
+    def get(self, kind: ObjectKind, name: str) -> dict[str, Any] | None:
+        """The object as the server has it, or None when there is none."""
         try:
             return self.call(
-                f"read {self.rayjob_ref(name)}",
+                f"read {self.ref(kind, name)}",
                 self.custom.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
+                *kind.path(self.namespace),
                 name,
             )
         except SubmissionError as error:
@@ -129,31 +155,24 @@ class KubeSession:
                 return None
             raise
 
-    def list_objects(self, plural: str = PLURAL, **selectors: str) -> dict[str, Any]:
-        """The ``ray.io/v1`` objects (RayJobs by default) matching ``field_selector`` /
-        ``label_selector``, as a list object."""
+    def list_objects(self, kind: ObjectKind, **selectors: Any) -> dict[str, Any]:
+        """The objects of ``kind`` matching ``field_selector`` / ``label_selector``, as a list."""
         return self.call(
-            f"list {plural} in namespace {self.namespace!r}",
+            f"list {kind.plural}.{kind.group} in namespace {self.namespace!r}",
             self.custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            plural,
+            *kind.path(self.namespace),
             **selectors,
         )
 
-    def delete_rayjob(self, name: str) -> bool:
-        """Delete the RayJob and, in the foreground, what it owns; False when already gone."""
+    def delete(self, kind: ObjectKind, name: str) -> bool:
+        """Delete the object and, in the foreground, what it owns; False when already gone."""
         from kubernetes import client
 
         try:
             self.call(
-                f"delete {self.rayjob_ref(name)}",
+                f"delete {self.ref(kind, name)}",
                 self.custom.delete_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
+                *kind.path(self.namespace),
                 name,
                 propagation_policy="Foreground",
                 body=client.V1DeleteOptions(propagation_policy="Foreground"),
@@ -166,10 +185,10 @@ class KubeSession:
 
     # -- pods --------------------------------------------------------------------------------
 
-    def submitter_pods(self, name: str) -> list[Any]:
-        """Pods of the RayJob's submitter Job (label ``job-name=<name>``), oldest first."""
+    def job_pods(self, name: str) -> list[Any]:
+        """Pods of the batch Job ``name`` (label ``job-name=<name>``), oldest first."""
         pods = self.call(
-            f"list the submitter pods of {self.rayjob_ref(name)}",
+            f"list the pods of Job {self.namespace}/{name}",
             self.core.list_namespaced_pod,
             self.namespace,
             label_selector=f"job-name={name}",

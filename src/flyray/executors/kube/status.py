@@ -92,6 +92,17 @@ class Snapshot:
         """True once the operator will not change the job's outcome any more."""
         return self.deployment in TERMINAL
 
+    def has_started(self) -> bool:
+        """True once the submitter pod may have a log to follow (it comes with Running)."""
+        return self.deployment not in ("", "Initializing")
+
+    def attempt_ended(self) -> bool:
+        return self.deployment in ENDED
+
+    def user_failure(self) -> bool:
+        """True when the task's Ray job failed, not the cluster or the submission."""
+        return self.reason == "AppFailed"
+
     def run_status(self) -> RunStatus:
         """The run's status while this is the RayJob's state."""
         if self.deployment == "Retrying":

@@ -18,7 +18,13 @@ from typing import Any
 
 from flyray.errors import FlyrayError
 from flyray.executors.kube.errors import is_transient, retry_delay, translate
-from flyray.executors.kube.session import GROUP, MAX_ATTEMPTS, PLURAL, VERSION, KubeSession
+from flyray.executors.kube.session import (
+    MAX_ATTEMPTS,
+    RAYCLUSTERS,
+    RAYJOBS,
+    KubeSession,
+    ObjectKind,
+)
 from flyray.executors.kube.status import readiness, readiness_line
 
 __all__ = ["WATCH_TIMEOUT_S", "ClusterReadiness", "ObjectWatch", "wait_deleted"]
@@ -28,7 +34,7 @@ _READ_SLACK_S = 15.0  # how much longer than that a silent connection may stay o
 
 
 class ObjectWatch:
-    """Iterate ``(event type, object)``: the object's current state, then every change.
+    """Iterate ``(event type, object)`` of one object: its current state, then every change.
 
     The first item is ``("SYNC", object)``, as are those after a re-list. Iteration ends after
     ``("DELETED", object)`` (``{}`` when a re-list finds it gone), after ``timeout`` seconds,
@@ -40,10 +46,10 @@ class ObjectWatch:
         session: KubeSession,
         name: str,
         *,
-        plural: str = PLURAL,
+        kind: ObjectKind = RAYJOBS,
         timeout: float | None = None,
     ) -> None:
-        self.session, self.name, self.plural = session, name, plural
+        self.session, self.name, self.kind = session, name, kind
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.stopped = False
         self._watch: Any = None
@@ -64,7 +70,7 @@ class ObjectWatch:
         selector = f"metadata.name={self.name}"
         while not self.stopped and self._time_left():
             if version is None:
-                listed = self.session.list_objects(self.plural, field_selector=selector)
+                listed = self.session.list_objects(self.kind, field_selector=selector)
                 version = listed["metadata"]["resourceVersion"]
                 items = listed.get("items") or []
                 yield ("SYNC", items[0]) if items else ("DELETED", {})
@@ -74,10 +80,7 @@ class ObjectWatch:
             self._watch = watch.Watch()
             stream = self._watch.stream(
                 self.session.custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.session.namespace,
-                self.plural,
+                *self.kind.path(self.session.namespace),
                 field_selector=selector,
                 resource_version=version,
                 allow_watch_bookmarks=True,
@@ -119,7 +122,7 @@ class ObjectWatch:
         """One more failure in a row: wait before the next try, or raise when it is over."""
         failures += 1
         if not is_transient(exc) or failures >= MAX_ATTEMPTS:
-            what = f"watch {self.plural} {self.session.namespace}/{self.name}"
+            what = f"watch {self.session.ref(self.kind, self.name)}"
             error = translate(exc, what=what, server=self.session.server, attempts=failures)
             if error is None:
                 raise exc
@@ -128,9 +131,11 @@ class ObjectWatch:
         return failures
 
 
-def wait_deleted(session: KubeSession, name: str, *, timeout: float) -> bool:
-    """Wait until the RayJob is gone (after a foreground delete); False after ``timeout``."""
-    events = iter(ObjectWatch(session, name, timeout=timeout))
+def wait_deleted(
+    session: KubeSession, name: str, *, kind: ObjectKind = RAYJOBS, timeout: float
+) -> bool:
+    """Wait until the object is gone (after a foreground delete); False after ``timeout``."""
+    events = iter(ObjectWatch(session, name, kind=kind, timeout=timeout))
     try:
         return any(kind == "DELETED" for kind, _ in events)
     finally:
@@ -155,7 +160,7 @@ class ClusterReadiness:
             return
         self.stop()
         self.cluster = cluster
-        self._watch = ObjectWatch(self.session, cluster, plural="rayclusters")
+        self._watch = ObjectWatch(self.session, cluster, kind=RAYCLUSTERS)
         threading.Thread(
             target=self._run, args=(self._watch,), name=f"flyray-raycluster-{cluster}", daemon=True
         ).start()

@@ -1,0 +1,72 @@
+"""The batch ``Job`` of a Ray task that uses an existing cluster (``RayJobConfig.address``).
+
+The spec: with an address no RayJob is created; ``RayFunctionTask.pre`` passes it to
+``ray.init``. In ``kuberay`` mode such a task still runs in Kubernetes, as one pod with the
+environment's image: flyray's entrypoint fetches the code bundle, connects to the address
+through the Ray Client and ships the code to that cluster's workers as its working_dir.
+
+Pure like ``render_rayjob``: the same input gives the same dict, ``None`` dropped, keys sorted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from flyray.errors import ManifestError
+from flyray.manifest.pod import resource_requirements
+from flyray.manifest.rayjob import clean, run_metadata
+from flyray.task.base import FunctionTask
+
+__all__ = ["ADDRESS_ANNOTATION", "CONTAINER_NAME", "render_job"]
+
+API_VERSION = "batch/v1"
+KIND = "Job"
+CONTAINER_NAME = "flyray-task"
+ADDRESS_ANNOTATION = "flyray.io/ray-address"  # marks the Jobs flyray creates itself
+
+
+def render_job(
+    task: FunctionTask,
+    *,
+    run_id: str,
+    command: Sequence[str],
+    image: str,
+    namespace: str | None = None,
+) -> dict[str, Any]:
+    """A ``batch/v1`` Job whose one pod runs ``command`` against the task's Ray address.
+
+    ``image`` is used unless the environment names its own. The task's ``retries`` become the
+    Job's ``backoffLimit`` (a new pod each time) and its ``timeout`` the Job's
+    ``activeDeadlineSeconds``, which Kubernetes counts over every attempt together.
+    """
+    address = getattr(task.plugin_config, "address", None)
+    if address is None:
+        raise ManifestError(
+            f"task {task.name!r} has no RayJobConfig.address: it runs as a RayJob on a "
+            "cluster of its own, not as a Job that connects to an existing cluster"
+        )
+    metadata = run_metadata(task, run_id=run_id, namespace=namespace)
+    metadata["annotations"][ADDRESS_ANNOTATION] = address
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": task.env.image or image,
+        "command": list(command),
+        "env": [
+            *({"name": k, "value": v} for k, v in sorted((task.env.env_vars or {}).items())),
+            *(secret.env_entry() for secret in task.env.secrets),
+        ]
+        or None,
+        "resources": resource_requirements(task.env.resources, None) or None,
+    }
+    spec = {
+        "backoffLimit": task.retries,
+        "activeDeadlineSeconds": None if task.timeout is None else math.ceil(task.timeout),
+        "template": {
+            "metadata": {"labels": dict(metadata["labels"])},
+            "spec": {"restartPolicy": "Never", "containers": [container]},
+        },
+    }
+    manifest = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+    return clean(manifest)
