@@ -29,12 +29,23 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def clusters_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warm-cluster registry of the test session's own, never the user's."""
+    return tmp_path_factory.mktemp("clusters")
+
+
 @pytest.fixture(autouse=True)
-def clean_ray_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep RAY_ADDRESS and FLYRAY_* of the calling shell out of every test."""
+def clean_ray_env(monkeypatch: pytest.MonkeyPatch, clusters_dir: Path) -> None:
+    """Keep RAY_ADDRESS and FLYRAY_* of the calling shell out of every test.
+
+    FLYRAY_CLUSTERS_DIR points at the session's registry, so that no local-cluster run of a
+    test uses a warm cluster of the user's.
+    """
     for name in list(os.environ):
         if name == "RAY_ADDRESS" or name.startswith("FLYRAY_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("FLYRAY_CLUSTERS_DIR", str(clusters_dir))
 
 
 @pytest.fixture

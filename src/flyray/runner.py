@@ -49,6 +49,7 @@ class RunContext:
     on_log: LogCallback | None = None
     detach: bool = False
     skip_version_check: bool = False
+    fresh: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -58,7 +59,11 @@ class RunContext:
         """A new executor for this context's mode."""
         module, _, name = MODES[self.mode].partition(":")
         executor_type = getattr(importlib.import_module(module), name)
-        options = {"detach": self.detach, "skip_version_check": self.skip_version_check}
+        options = {
+            "detach": self.detach,
+            "skip_version_check": self.skip_version_check,
+            "fresh": self.fresh,
+        }
         chosen = {key: value for key, value in options.items() if value}
         for key in chosen:
             if key not in executor_type.options:
@@ -86,15 +91,17 @@ def with_runcontext(
     on_log: LogCallback | None = None,
     detach: bool = False,
     skip_version_check: bool = False,
+    fresh: bool = False,
     **settings: Any,
 ) -> RunContext:
     """A context to run tasks in, e.g. ``flyray.with_runcontext(mode="local-cluster")``.
 
     ``mode`` and ``settings`` (``run_store``, ``image``, ``namespace``, ``context``,
-    ``shared_run_store``, ``address``) override the project's settings (pyproject
+    ``shared_run_store``, ``address``, ``clusters_dir``) override the project's settings (pyproject
     ``[tool.flyray]``, ``FLYRAY_*``); job logs go to ``on_log`` (stderr). ``detach`` (cluster
     and kuberay modes) returns once the job is submitted; ``skip_version_check`` runs even when
-    the cluster's versions differ from the caller's.
+    the cluster's versions differ from the caller's; ``fresh`` (local-cluster mode) starts a new
+    cluster even when a warm one matches.
     """
     unknown = sorted(set(settings) - set(Settings.names()))
     if unknown:
@@ -107,6 +114,7 @@ def with_runcontext(
         on_log=on_log,
         detach=detach,
         skip_version_check=skip_version_check,
+        fresh=fresh,
     )
 
 

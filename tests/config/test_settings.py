@@ -78,3 +78,23 @@ def test_bad_shared_run_store_names_its_source(tmp_path):
 def test_context_setting(tmp_path):
     settings = Settings.load(cwd=tmp_path, environ={"FLYRAY_CONTEXT": "prod"})
     assert (settings.context, settings.sources["context"]) == ("prod", "env FLYRAY_CONTEXT")
+
+
+def test_warm_cluster_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = Settings.load(cwd=tmp_path, environ={})
+    assert settings.clusters_dir_path() == tmp_path / ".flyray" / "clusters"
+    assert settings.cluster_idle_timeout == 1800.0
+    (tmp_path / "pyproject.toml").write_text("[tool.flyray]\ncluster_idle_timeout = 60\n")
+    assert Settings.load(cwd=tmp_path, environ={}).cluster_idle_timeout == 60.0
+    from_env = Settings.load(cwd=tmp_path, environ={"FLYRAY_CLUSTER_IDLE_TIMEOUT": "2.5"})
+    assert from_env.cluster_idle_timeout == 2.5
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_bad_idle_timeout_names_its_source(tmp_path, value):
+    with pytest.raises(
+        ConfigError,
+        match=r"cluster_idle_timeout \(from env FLYRAY_CLUSTER_IDLE_TIMEOUT\) must be a number",
+    ):
+        Settings.load(cwd=tmp_path, environ={"FLYRAY_CLUSTER_IDLE_TIMEOUT": value})

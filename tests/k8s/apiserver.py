@@ -650,6 +650,8 @@ class FakeKube:
         stored = self.store.create(res, namespace, obj)
         if res is RAYJOBS:
             self.operator.rayjob_created(stored)
+        elif res is RAYCLUSTERS:
+            self.operator.raycluster_created(stored)
         elif res is JOBS:
             self.jobs.job_created(stored)
         return stored

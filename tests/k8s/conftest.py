@@ -45,3 +45,15 @@ def kube_api(fake_kube: Any) -> Iterator[Any]:
         yield api
     finally:
         api.close()
+
+
+@pytest.fixture
+def kube_env(fake_kube: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """The caller's environment for ``fake_kube``: its kubeconfig, a shared local run store."""
+    from flyray.store.runstore import RunStore
+
+    monkeypatch.setenv("KUBECONFIG", str(fake_kube.kubeconfig_path))
+    store = str(tmp_path / "runs")
+    monkeypatch.setenv("FLYRAY_RUN_STORE", store)
+    monkeypatch.setenv("FLYRAY_SHARED_RUN_STORE", "1")
+    return RunStore(store)

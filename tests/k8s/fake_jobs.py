@@ -103,7 +103,7 @@ class _JobRun:
                 message = "Job has reached the specified backoff limit"
                 self._end("Failed", "BackoffLimitExceeded", message)
                 return
-            self._status(active=0, failed=self.failed)
+            self._status(active=0, ready=0, failed=self.failed)
 
     def _pod(self, deadline: float | None) -> int | str:
         """Run one pod to its end: its exit code, or "deadline", "gone" or "stopping"."""
@@ -138,9 +138,12 @@ class _JobRun:
             "status": {"phase": "Pending"},
         }
         self.store.create(PODS, self.namespace, pod)
+        self._status(active=1, ready=0, failed=self.failed or None)
         env = self._env(container, pod_name)
         if env is None:
-            waiting = {"waiting": {"reason": "CreateContainerConfigError"}}
+            missing = [ref for ref in _secret_refs(container) if ref not in self._secret_keys()]
+            message = f'secret "{missing[0][0]}" not found' if missing else ""
+            waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
             status = {
                 "phase": "Pending",
                 "containerStatuses": [container_status(container, ready=False, state=waiting)],
@@ -159,7 +162,7 @@ class _JobRun:
             )
         self.store.set_log(self.namespace, pod_name, source=lambda: log.read_text(errors="replace"))
         self._pod_status(pod_name, running_status(pod))
-        self._status(active=1, failed=self.failed or None)
+        self._status(active=1, ready=1, failed=self.failed or None)
         try:
             return self._wait(process, deadline, pod)
         finally:
@@ -204,6 +207,15 @@ class _JobRun:
                 env[entry["name"]] = entry.get("value", "")
         return env
 
+    def _secret_keys(self) -> set[tuple[str, str]]:
+        secrets = self.controller.kube.secrets
+        return {
+            (name, key)
+            for (ns, name), data in secrets.items()
+            if ns == self.namespace
+            for key in data
+        }
+
     def _exists(self) -> bool:
         job = self.store.get(JOBS, self.namespace, self.name)
         return job is not None and job["metadata"]["uid"] == self.uid
@@ -212,7 +224,13 @@ class _JobRun:
         now = timestamp()
         entry = {"type": condition, "status": "True", "lastTransitionTime": now}
         entry.update({k: v for k, v in (("reason", reason), ("message", message)) if v})
-        status = {"active": 0, "failed": self.failed or None, "conditions": [entry], **counts}
+        status = {
+            "active": 0,
+            "ready": 0,
+            "failed": self.failed or None,
+            "conditions": [entry],
+            **counts,
+        }
         if condition == "Complete":
             status["completionTime"] = now
         self._status(**status)
@@ -229,6 +247,12 @@ class _JobRun:
             obj["status"] = status
 
         self.store.mutate(PODS, self.namespace, pod, change)
+
+
+def _secret_refs(container: dict[str, Any]) -> list[tuple[str, str]]:
+    """(Secret, key) of every ``secretKeyRef`` in the container's env."""
+    refs = [(e.get("valueFrom") or {}).get("secretKeyRef") for e in container.get("env") or []]
+    return [(ref["name"], ref["key"]) for ref in refs if ref]
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

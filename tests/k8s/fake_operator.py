@@ -40,11 +40,37 @@ Each RayJob created through FakeKube gets a thread that walks it through KubeRay
 ``kube.stuck_initializing`` (or a head that lists ports without one named ``dashboard``) leaves a
 job Initializing with unschedulable pods and no Ray at all, until a deadline or a delete.
 
-Not played (the RayJob is left alone and the fixture reports it): ``clusterSelector``,
-submission modes other than K8sJobMode, ``suspend``, ``deletionStrategy``. Spec changes after
-creation are not seen (the operator keeps the spec it started with); a RayCluster deleted through
-the API has its nodes stopped, and its RayJob then fails its status checks
-(``JobStatusCheckTimeoutExceeded``) where the real operator would create the cluster again.
+A RayCluster created through the API (not by a RayJob) is reconciled as KubeRay's RayCluster
+controller does, at once in the request's thread plus a thread that starts its nodes: a Pod per
+Ray node (same names and labels as above, owned by the RayCluster), Pending, then Running as the
+nodes of a ``LocalRayCluster`` (``cluster_nodes`` of the spec) come up; ``status`` without
+``state`` and with ``readyWorkerReplicas`` growing, then ``state: ready``, ``head``
+(``podIP``/``serviceIP`` 127.0.0.1), ``endpoints`` and condition ``HeadPodReady`` True. A spec
+whose nodes cannot be derived leaves the head pod crash-looping; a spec that breaks an operator
+rule (name not a DNS-1035 label of at most 53 characters, the rules of ``rayClusterSpec``) is
+left alone, no pods, no status (KubeRay only records an event); ``kube.stuck_initializing`` set
+at creation leaves its pods unschedulable. Deleting it through the API removes its pods at once
+and stops its nodes in background. There is no finalizer.
+
+A RayJob with ``clusterSelector: {"ray.io/cluster": NAME}`` and no ``rayClusterSpec`` runs on
+that RayCluster (standalone, or one a RayJob made): ``Initializing`` with ``jobId``,
+``startTime`` and ``rayClusterName: NAME`` (a generated name, never found, when the selector
+lacks ``ray.io/cluster``) while NAME does not exist or is not ``ready`` (up to
+``activeDeadlineSeconds``/``preRunningDeadlineSeconds`` or a delete, as above; forever when the
+cluster's head lists ports without one named ``dashboard``); then the submitter (image from
+the cluster's head), ``Running`` with that cluster's ``dashboardURL``, the Ray job submitted to
+its dashboard, ``Complete``/``Failed`` as above. The RayJob owns no cluster: neither its end nor
+its deletion stops the selected cluster's nodes or deletes its objects (a delete still stops a
+running Ray job first, and deletes the submitter). ``backoffLimit`` and
+``shutdownAfterJobFinishes``/``ttlSecondsAfterFinished`` are ignored in this mode (a failure is
+final, never retried).
+
+Not played (the RayJob is left alone and the fixture reports it): submission modes other than
+K8sJobMode, ``suspend``, ``deletionStrategy``. Spec changes after creation are not seen (the
+operator keeps the spec it started with, for a RayCluster too: no scaling); a RayJob-made
+RayCluster deleted through the API has its nodes stopped, and its RayJob then fails its status
+checks (``JobStatusCheckTimeoutExceeded``) where the real operator would create the cluster
+again; a selected RayCluster deleted under a running RayJob fails it the same way.
 """
 
 from __future__ import annotations
@@ -53,13 +79,14 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +118,7 @@ TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 MAX_CLUSTER_NAME = 53
 _CLUSTER_SUFFIX = "-raycluster-"
 _SUBMITTER = "ray-job-submitter"
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
 def split_violations(manifest: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -126,9 +154,11 @@ class FakeKubeRay:
         self.started_cluster_dirs: list[Path] = []
         self.errors: list[str] = []  # unexpected exceptions in operator threads (bugs)
         self._runs: list[_RayJobRun] = []
-        self._clusters: dict[tuple[str, str], _ClusterRun] = {}
+        self._clusters: dict[tuple[str, str], _ClusterRun] = {}  # the newest of each name
+        self._every_cluster: list[_ClusterRun] = []
         self._helpers: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def rayjob_created(self, obj: dict[str, Any]) -> None:
         """Start reconciling a RayJob the API server just stored."""
@@ -144,9 +174,38 @@ class FakeKubeRay:
         for run in runs:
             run.wake.set()
 
+    def raycluster_created(self, obj: dict[str, Any]) -> None:
+        """A RayCluster created through the API: its pods now, its nodes in background."""
+        try:
+            self._reconcile_cluster(obj)
+        except Exception:  # the object is stored: a bug of the fake, reported by the fixture
+            self.errors.append(f"RayCluster {obj['metadata']['name']}: {traceback.format_exc()}")
+            log.exception("fake KubeRay operator failed on RayCluster %s", obj["metadata"]["name"])
+
+    def _reconcile_cluster(self, obj: dict[str, Any]) -> None:
+        meta, spec = obj["metadata"], obj["spec"]
+        namespace, name = meta["namespace"], meta["name"]
+        problems, stuck = _cluster_violations(name, spec)
+        if problems:  # KubeRay records an InvalidRayClusterSpec event and reconciles nothing
+            log.warning("fake KubeRay leaves RayCluster %s alone: %s", name, "; ".join(problems))
+            return
+        cluster = _ClusterRun(self, namespace, name, spec)
+        if not self._register(cluster):
+            return  # the server is stopping
+        cluster.uid = meta["uid"]
+        cluster.no_dashboard = bool(stuck)
+        cluster.create_pods()
+        if self.kube.stuck_initializing:
+            cluster.unschedulable()
+        elif cluster.error is not None:
+            cluster.crashed()
+        else:
+            cluster.start(on_done=cluster.settle)
+
     def raycluster_deleted(self, namespace: str, name: str) -> None:
         """A RayCluster deleted through the API: stop its nodes (in background, as pods go)."""
-        cluster = self._clusters.get((namespace, name))
+        with self._lock:
+            cluster = self._clusters.get((namespace, name))
         if cluster is not None:
             helper = threading.Thread(
                 target=cluster.teardown, name=f"fake-kuberay-gc:{name}", daemon=True
@@ -155,15 +214,42 @@ class FakeKubeRay:
             helper.start()
 
     def ray_cluster(self, rayjob: str, namespace: str) -> LocalRayCluster | None:
-        """The newest LocalRayCluster started for a RayJob (for tests to look at), or None."""
+        """The newest LocalRayCluster a RayJob started or selected (for tests), or None."""
         with self._lock:
             runs = [r for r in self._runs if (r.namespace, r.name) == (namespace, rayjob)]
-        clusters = [c.cluster for r in runs for c in r.clusters if c.cluster is not None]
+        clusters = [c.cluster for r in runs for c in r.used_clusters() if c.cluster is not None]
         return clusters[-1] if clusters else None
+
+    def local_cluster(self, namespace: str, raycluster: str) -> LocalRayCluster | None:
+        """The LocalRayCluster started for a RayCluster of that name (for tests), or None."""
+        with self._lock:
+            cluster = self._clusters.get((namespace, raycluster))
+        return cluster.cluster if cluster is not None else None
+
+    def ready_cluster(self, namespace: str, name: str) -> _ClusterRun | None:
+        """The stored RayCluster ``name`` if it is ``ready`` with its Ray nodes up, else None."""
+        obj = self.store.get(RAYCLUSTERS, namespace, name)
+        if obj is None or (obj.get("status") or {}).get("state") != "ready":
+            return None
+        with self._lock:
+            cluster = self._clusters.get((namespace, name))
+        if cluster is None or cluster.uid != obj["metadata"]["uid"] or not cluster.up():
+            return None
+        return cluster
+
+    def _register(self, cluster: _ClusterRun) -> bool:
+        """Track a cluster for lookups and for ``close()``; False once closing."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._clusters[(cluster.namespace, cluster.name)] = cluster
+            self._every_cluster.append(cluster)
+            return True
 
     def close(self, timeout: float = 120.0) -> None:
         """Stop every thread and every Ray node this operator started."""
         with self._lock:
+            self._closed = True
             runs = list(self._runs)
         for run in runs:
             run.wake.set()
@@ -173,7 +259,9 @@ class FakeKubeRay:
                 self.errors.append(f"operator thread for RayJob {run.name} did not stop")
         for helper in self._helpers:
             helper.join(timeout)
-        for cluster in list(self._clusters.values()):
+        with self._lock:
+            clusters = list(self._every_cluster)
+        for cluster in clusters:
             cluster.teardown()
 
 
@@ -210,7 +298,9 @@ class _RayJobRun:
         self.thread = threading.Thread(
             target=self._main, name=f"fake-kuberay:{self.name}", daemon=True
         )
-        self.clusters: list[_ClusterRun] = []
+        self.selector: dict[str, str] = dict(self.spec.get("clusterSelector") or {})
+        self.clusters: list[_ClusterRun] = []  # the clusters this RayJob made (and owns)
+        self.selected: _ClusterRun | None = None  # in clusterSelector mode: the one it runs on
         self.submitter: _Submitter | None = None
         self.client: Any = None
         self.job_id: str | None = None
@@ -257,11 +347,11 @@ class _RayJobRun:
         self._mutate(lambda o: _add_finalizer(o["metadata"]))
         failed = succeeded = 0
         while True:
-            outcome = self._attempt()
+            outcome = self._attempt_selected() if self.selector else self._attempt()
             failed += outcome.state == "Failed"
             succeeded += outcome.state == "Complete" and self.job_status == "SUCCEEDED"
             counts = {"failed": failed, "succeeded": succeeded}
-            retries = self.spec.get("backoffLimit") or 0
+            retries = 0 if self.selector else self.spec.get("backoffLimit") or 0
             if outcome.state == "Failed" and outcome.retry and failed < retries + 1:
                 self._retry(outcome, counts)
                 continue
@@ -273,7 +363,7 @@ class _RayJobRun:
                 **counts,
             )
             break
-        if self.spec.get("shutdownAfterJobFinishes"):
+        if self.spec.get("shutdownAfterJobFinishes") and not self.selector:
             until = time.time() + (self.spec.get("ttlSecondsAfterFinished") or 0)
             while (left := until - time.time()) > 0:
                 self._wait(left)
@@ -302,24 +392,18 @@ class _RayJobRun:
 
     def _attempt(self) -> _Outcome:
         """One cluster and one submission, up to Complete or Failed."""
-        self.client, self.job_status = None, None
-        self.job_id = self.spec.get("jobId") or f"{self.name}-{random_suffix()}"
-        self.start_time = int(time.time())  # status.startTime has whole seconds
-        cluster = _ClusterRun(self, _cluster_name(self.name))
-        self.clusters.append(cluster)
-        self._status(
-            jobDeploymentStatus="Initializing",
-            jobId=self.job_id,
-            rayClusterName=cluster.name,
-            startTime=timestamp(self.start_time),
-            observedGeneration=self.manifest["metadata"].get("generation", 1),
+        cluster = _ClusterRun(
+            self.op, self.namespace, _cluster_name(self.name), self.spec["rayClusterSpec"]
         )
-        cluster.create_objects()
+        self.op._register(cluster)  # refused while closing: then this thread tears it down
+        self.clusters.append(cluster)
+        self._initializing(cluster.name)
+        cluster.create_objects(self)
         if self.kube.stuck_initializing or self.stuck:
             cluster.unschedulable()
             return self._wait_initializing(lambda: False)  # type: ignore[return-value]
         if cluster.error is None:
-            cluster.start()
+            cluster.start(on_done=self.wake.set)
             outcome = self._wait_initializing(cluster.done.is_set)
             if outcome is not None:
                 return outcome
@@ -327,6 +411,40 @@ class _RayJobRun:
             cluster.crashed()
             return self._wait_initializing(lambda: False)  # type: ignore[return-value]
         return self._run_job(cluster, dashboard=cluster.mark_ready())
+
+    def _attempt_selected(self) -> _Outcome:
+        """clusterSelector mode: wait for the named RayCluster to be ready, submit to it."""
+        name = self.selector.get("ray.io/cluster") or _cluster_name(self.name)
+        self._initializing(name)
+
+        def ready() -> bool:
+            found = self.op.ready_cluster(self.namespace, name)
+            if found is not None and not found.no_dashboard:  # else KubeRay never submits
+                self.selected = found
+            return self.selected is not None
+
+        outcome = self._wait_initializing(ready)
+        if outcome is not None:
+            return outcome
+        assert self.selected is not None
+        return self._run_job(self.selected, dashboard=self.selected.dashboard())
+
+    def _initializing(self, cluster_name: str) -> None:
+        """A new job id and start time; status ``Initializing`` on cluster ``cluster_name``."""
+        self.client, self.job_status = None, None
+        self.job_id = self.spec.get("jobId") or f"{self.name}-{random_suffix()}"
+        self.start_time = int(time.time())  # status.startTime has whole seconds
+        self._status(
+            jobDeploymentStatus="Initializing",
+            jobId=self.job_id,
+            rayClusterName=cluster_name,
+            startTime=timestamp(self.start_time),
+            observedGeneration=self.manifest["metadata"].get("generation", 1),
+        )
+
+    def used_clusters(self) -> list[_ClusterRun]:
+        """The clusters this RayJob made, then the one it selected (if any)."""
+        return [*self.clusters, *([self.selected] if self.selected is not None else [])]
 
     def _wait_initializing(self, ready: Any) -> _Outcome | None:
         """Wait until ``ready()``; an outcome if a deadline passed first."""
@@ -466,7 +584,10 @@ class _RayJobRun:
                 self.client.stop_job(self.job_id)
 
     def _teardown(self) -> None:
-        """Stop every Ray node started for this RayJob; delete its clusters and submitter."""
+        """Stop every Ray node started for this RayJob; delete its clusters and submitter.
+
+        A selected cluster (clusterSelector mode) is not this RayJob's: it stays.
+        """
         for cluster in self.clusters:
             cluster.teardown()
         if self.submitter is not None:
@@ -520,33 +641,33 @@ class _RayJobRun:
 
 
 class _ClusterRun:
-    """One RayCluster of a RayJob: its objects, its pods and its LocalRayCluster."""
+    """One RayCluster (made by a RayJob, or created through the API): its pods and its Ray."""
 
-    def __init__(self, job: _RayJobRun, name: str) -> None:
-        self.job, self.store, self.namespace, self.name = job, job.store, job.namespace, name
+    def __init__(self, op: FakeKubeRay, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        self.op, self.store, self.namespace, self.name = op, op.store, namespace, name
+        self.spec = spec
         self.done = threading.Event()
         self.error: str | None = None
         self.cluster: LocalRayCluster | None = None
         self.root: Path | None = None
         self.uid = ""
+        self.no_dashboard = False  # the head lists ports, none named dashboard: no RayJob submits
+        self._on_done: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
-        spec = job.spec["rayClusterSpec"]
         self.nodes: list[NodeSpec | None] = []
         try:
-            head, workers = cluster_nodes(job.manifest)
+            head, workers = cluster_nodes({"spec": {"rayClusterSpec": spec}})
             self.nodes = [head, *workers]
         except (ManifestError, ConfigError) as exc:
             self.error = str(exc)
         self.pods = _pod_plan(name, spec)
-        job.op._clusters[(self.namespace, name)] = self
 
     # -- objects -------------------------------------------------------------------------------
 
-    def create_objects(self) -> None:
+    def create_objects(self, job: _RayJobRun) -> None:
         """The RayCluster (owned by the RayJob) and a Pending pod per Ray node."""
-        job = self.job
         meta = job.manifest["metadata"]
         labels = {
             **(meta.get("labels") or {}),
@@ -565,11 +686,20 @@ class _ClusterRun:
                     "annotations": dict(meta.get("annotations") or {}),
                     "ownerReferences": [job.owner_reference()],
                 },
-                "spec": job.spec["rayClusterSpec"],
+                "spec": self.spec,
                 "status": self._cluster_status(ready=0),
             },
         )
         self.uid = obj["metadata"]["uid"]
+        self._create_pods()
+
+    def create_pods(self) -> None:
+        """For a RayCluster created through the API (``uid`` set): its first status, its pods."""
+        self._set_cluster_status(self._cluster_status(ready=0))
+        self._create_pods()
+
+    def _create_pods(self) -> None:
+        """A Pending pod per Ray node, owned by the RayCluster."""
         owner = _owner("ray.io/v1", "RayCluster", self.name, self.uid)
         for pod in self.pods:
             pod["metadata"]["ownerReferences"] = [owner]
@@ -598,7 +728,7 @@ class _ClusterRun:
     ) -> dict[str, Any]:
         workers = [p for p in self.pods if p["metadata"]["labels"]["ray.io/node-type"] == "worker"]
         ready_workers = max(0, min(ready - 1, len(workers)))
-        groups = self.job.spec["rayClusterSpec"].get("workerGroupSpecs") or []
+        groups = self.spec.get("workerGroupSpecs") or []
         cpus = sum(n.num_cpus or 0 for n in self.nodes if n is not None)
         status: dict[str, Any] = {
             "desiredWorkerReplicas": len(workers),
@@ -622,29 +752,39 @@ class _ClusterRun:
 
     # -- Ray -----------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the Ray nodes in background; ``done`` is set when up (or failed)."""
+    def start(self, *, on_done: Callable[[], None]) -> None:
+        """Start the Ray nodes in background: when up (or failed) ``done``, then ``on_done()``.
+
+        Nothing starts once ``teardown()`` began (the server closing, the RayCluster deleted).
+        """
         head, *workers = self.nodes
         assert head is not None
-        self.root = Path(tempfile.mkdtemp(prefix="fk-", dir="/tmp"))  # short: unix sockets
-        self.job.op.started_cluster_dirs.append(self.root)
-        self.cluster = LocalRayCluster(
-            head,
-            [w for w in workers if w is not None],
-            root=self.root,
-            client_server=False,
-            env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
-            start_timeout=60.0,
-            on_progress=self._progress,
-        )
-        for pod, node in zip(self.pods, self.nodes, strict=True):
-            assert node is not None
-            path = self.root / "logs" / f"{node.name}.out"
-            self.store.set_log(self.namespace, pod["metadata"]["name"], source=path.read_text)
-        self._thread = threading.Thread(
-            target=self._start, name=f"fake-kuberay-start:{self.name}", daemon=True
-        )
-        self._thread.start()
+        with self._lock:  # teardown() waits for this, then for the starting thread
+            if self._stopped:
+                return
+            self._on_done = on_done
+            self.root = Path(tempfile.mkdtemp(prefix="fk-", dir="/tmp"))  # short: unix sockets
+            self.op.started_cluster_dirs.append(self.root)
+            path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+            self.cluster = LocalRayCluster(
+                head,
+                [w for w in workers if w is not None],
+                root=self.root,
+                client_server=False,
+                env={"PATH": path},
+                start_timeout=60.0,
+                on_progress=self._progress,
+            )
+            for pod, node in zip(self.pods, self.nodes, strict=True):
+                assert node is not None
+                log_file = self.root / "logs" / f"{node.name}.out"
+                self.store.set_log(
+                    self.namespace, pod["metadata"]["name"], source=log_file.read_text
+                )
+            self._thread = threading.Thread(
+                target=self._start, name=f"fake-kuberay-start:{self.name}", daemon=True
+            )
+            self._thread.start()
 
     def _start(self) -> None:
         try:
@@ -654,7 +794,26 @@ class _ClusterRun:
             self.error = str(exc)
         finally:
             self.done.set()
-            self.job.wake.set()
+            if self._on_done is not None:
+                self._on_done()
+
+    def settle(self) -> None:
+        """A standalone RayCluster's nodes are up (``ready``) or failed (head crash-looping)."""
+        try:
+            with self._lock:
+                if self._stopped:
+                    return
+            if self.error is not None:
+                self.crashed()
+            else:
+                self.mark_ready()
+        except Exception:
+            self.op.errors.append(f"RayCluster {self.name}: {traceback.format_exc()}")
+            log.exception("fake KubeRay operator failed on RayCluster %s", self.name)
+
+    def up(self) -> bool:
+        """True once every Ray node started (and none failed)."""
+        return self.done.is_set() and self.error is None and self.cluster is not None
 
     def _progress(self, up: int, total: int) -> None:
         """Nodes coming up: their pods turn Running, the RayCluster counts ready workers."""
@@ -678,7 +837,11 @@ class _ClusterRun:
         }
         status["endpoints"] = {"dashboard": port, "gcs-server": ray.gcs_address.rsplit(":")[1]}
         self._set_cluster_status(status)
-        return ray.dashboard_url.removeprefix("http://")
+        return self.dashboard()
+
+    def dashboard(self) -> str:
+        """The dashboard's host:port, as ``status.dashboardURL`` has it (no scheme)."""
+        return self.ray().dashboard_url.removeprefix("http://")
 
     def ray(self) -> LocalRayCluster:
         assert self.cluster is not None
@@ -704,7 +867,10 @@ class _ClusterRun:
             self._thread.join()
         if self.cluster is not None:
             self.cluster.stop(timeout=5.0)
-        self.store.remove(RAYCLUSTERS, self.namespace, self.name)  # its pods go with it
+        with self.store.lock:  # not a newer RayCluster of the same name
+            obj = self.store.get(RAYCLUSTERS, self.namespace, self.name)
+            if obj is not None and obj["metadata"]["uid"] == self.uid:
+                self.store.remove(RAYCLUSTERS, self.namespace, self.name)  # its pods go with it
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -715,7 +881,7 @@ class _Submitter:
     def __init__(self, job: _RayJobRun, cluster: _ClusterRun) -> None:
         self.job, self.store, self.namespace = job, job.store, job.namespace
         ray = cluster.ray()
-        head = job.spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+        head = cluster.spec["headGroupSpec"]["template"]["spec"]["containers"][0]
         self.address = ray.dashboard_url
         self.container = {
             "name": _SUBMITTER,
@@ -847,8 +1013,6 @@ class _Submitter:
 
 def _not_emulated(spec: Mapping[str, Any]) -> str | None:
     """The first spec feature this fake operator does not play, or None."""
-    if spec.get("clusterSelector"):
-        return "spec.clusterSelector (a RayJob on an existing RayCluster)"
     if spec.get("submissionMode", "K8sJobMode") != "K8sJobMode":
         return f"spec.submissionMode {spec['submissionMode']!r} (only K8sJobMode)"
     if spec.get("suspend"):
@@ -856,6 +1020,18 @@ def _not_emulated(spec: Mapping[str, Any]) -> str | None:
     if spec.get("deletionStrategy"):
         return "spec.deletionStrategy"
     return None
+
+
+def _cluster_violations(name: str, spec: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """A standalone RayCluster's operator-rule problems: (not reconciled, RayJobs never submit)."""
+    problems = []
+    if len(name) > MAX_CLUSTER_NAME or not _DNS1035.match(name):
+        problems.append(f"metadata.name {name!r} must be a DNS-1035 label of at most 53 chars")
+    as_rayjob = {"metadata": {"name": "x"}, "spec": {"entrypoint": "x", "rayClusterSpec": spec}}
+    stuck = []
+    for problem in operator_violations(as_rayjob):
+        (stuck if "named 'dashboard'" in problem else problems).append(problem)
+    return problems, stuck
 
 
 def _cluster_name(rayjob: str) -> str:

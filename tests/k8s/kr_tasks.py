@@ -96,3 +96,18 @@ misspelled = flyray.TaskEnvironment(
 @misspelled.task
 def rejected() -> None:
     """Its pod template misspells nodeSelector: the API server's validation refuses it."""
+
+
+reused = flyray.TaskEnvironment(
+    name="kr_reused",
+    plugin_config=RayJobConfig(
+        head_node_config=HeadNodeConfig(requests=Resources(cpu=1)), reuse_cluster=True
+    ),
+)
+
+
+@reused.task
+def driver_node() -> str:
+    """The Ray node the driver runs on: the same for every run on a reused cluster."""
+    print("running on a reused cluster", flush=True)
+    return ray.get_runtime_context().get_node_id()

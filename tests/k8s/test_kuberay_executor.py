@@ -31,6 +31,7 @@ from flyray.executors.kube.status import Snapshot, explain, failure_error, progr
 from flyray.executors.kuberay import track_attempts
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
+from tests.k8s.recording import Recorder, only_record
 from tests.manifest.kuberay import schema_errors
 from tests.procs import wait_until_gone
 
@@ -228,7 +229,6 @@ def test_run_store_must_reach_the_cluster(tmp_path):
     from types import SimpleNamespace
 
     from flyray.executors.kube.preflight import check_run_store
-    from flyray.store.runstore import RunStore
 
     local = RunStore(tmp_path / "runs")
     with pytest.raises(flyray.ConfigError, match=r"run_store is a folder on this machine") as info:
@@ -296,11 +296,11 @@ def test_unreachable_server_is_retried_then_reported(tmp_path, monkeypatch):
         pytest.raises(
             flyray.SubmissionError,
             match=rf"could not read RayJob default/x: no answer from the Kubernetes API server at "
-            rf"{server} after 5 attempts",
+            rf"{server} after 8 attempts",
         ),
     ):
         session.get(RAYJOBS, "x")
-    assert delays == [0.25, 0.5, 1.0, 2.0]
+    assert delays == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
 
 
 # --- whole runs through the test API server -----------------------------------------------
@@ -308,38 +308,6 @@ def test_unreachable_server_is_retried_then_reported(tmp_path, monkeypatch):
 TASKS = str(Path(__file__).with_name("kr_tasks.py"))
 ROOT = Path(__file__).parents[2]
 FLYRAY = str(Path(sys.executable).parent / "flyray")
-
-
-@pytest.fixture
-def kube_env(fake_kube, monkeypatch, tmp_path):
-    """The caller's environment for ``fake_kube``: its kubeconfig, a shared local run store."""
-    monkeypatch.setenv("KUBECONFIG", str(fake_kube.kubeconfig_path))
-    store = str(tmp_path / "runs")
-    monkeypatch.setenv("FLYRAY_RUN_STORE", store)
-    monkeypatch.setenv("FLYRAY_SHARED_RUN_STORE", "1")
-    return RunStore(store)
-
-
-class Recorder:
-    """Progress lines and log text of one run; ``at`` runs a callback on a matching line."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.log_text = ""
-        self.hooks: list[tuple[str, Any]] = []
-
-    def progress(self, line: str) -> None:
-        self.lines.append(line)
-        for pattern, hook in list(self.hooks):
-            if re.search(pattern, line):
-                self.hooks.remove((pattern, hook))
-                hook()
-
-    def log(self, text: str) -> None:
-        self.log_text += text
-
-    def at(self, pattern: str, hook: Any) -> None:
-        self.hooks.append((pattern, hook))
 
 
 def run(task_name: str, *args: Any, recorder: Recorder | None = None, **options: Any) -> Any:
@@ -356,11 +324,6 @@ def assert_nothing_left(fake_kube) -> None:
         assert fake_kube.objects(kind) == [], kind
     for folder in fake_kube.started_cluster_dirs:
         assert wait_until_gone(str(folder)) == [], folder
-
-
-def only_record(store: RunStore) -> Any:
-    (record,) = store.list_records()
-    return record
 
 
 @pytest.mark.slow

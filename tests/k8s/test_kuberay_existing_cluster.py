@@ -22,7 +22,7 @@ from flyray.executors.base import RunStatus
 from flyray.executors.kube.jobstatus import JobSnapshot, progress
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
-from tests.k8s.test_kuberay_executor import Recorder, only_record
+from tests.k8s.recording import Recorder, only_record
 
 SECRET = ("default", "ray-auth")
 TASK_FILE = """
@@ -51,6 +51,11 @@ def sum_of_squares(n: int) -> int:
     return sum(ray.get([square.remote(i) for i in range(n)]))
 
 
+@env.task(timeout=5)
+def quick() -> int:
+    return 1
+
+
 @env.task(retries=1)
 def always_fails(code: int) -> int:
     print("about to fail", flush=True)
@@ -77,6 +82,16 @@ def job_env(fake_kube, monkeypatch, tmp_path, ray_cluster) -> RunStore:
     monkeypatch.setenv("FLYRAY_SHARED_RUN_STORE", "1")
     fake_kube.secrets[SECRET] = {"token": ray_cluster.token_path.read_text().strip()}
     return RunStore(store)
+
+
+def test_a_missing_secret_is_told_and_the_timeout_ends_the_wait(job_env, fake_kube, project):
+    del fake_kube.secrets[SECRET]
+    recorder = Recorder()
+    with pytest.raises(flyray.TaskTimeoutError, match=r"DeadlineExceeded"):
+        run(project, "quick", recorder=recorder)
+    waits = 'waits: CreateContainerConfigError: secret "ray-auth" not found'
+    assert any(line.endswith(waits) for line in recorder.lines), recorder.lines
+    assert_nothing_left(fake_kube)
 
 
 def run(project: Path, task: str, *args: Any, recorder: Recorder, **options: Any) -> Any:
@@ -178,8 +193,9 @@ def test_job_progress_lines():
     states = [
         job(),
         job(active=1),
+        job(active=1, ready=1),
         job(active=0, failed=1),
-        job(active=1, failed=1),
+        job(active=1, ready=1, failed=1),
         job(failed=2, conditions=[failed]),
     ]
     lines, previous = [], None
@@ -187,13 +203,14 @@ def test_job_progress_lines():
         lines += progress(previous, state, elapsed=1.0)
         previous = state
     assert lines == [
+        "Job ns/j Pending: waiting for the task's pod (1 s)",
         "Job ns/j Running: the task's pod runs and connects to the Ray cluster (1 s)",
         "Job ns/j: attempt 1 failed, Kubernetes starts a new pod (1 s)",
         "Job ns/j Pending: waiting for the task's pod (1 s)",
         "Job ns/j Running: the task's pod runs and connects to the Ray cluster (1 s)",
         "Job ns/j Failed: job failed (BackoffLimitExceeded) (1 s)",
     ]
-    assert [s.attempt_number() for s in states] == [1, 1, 2, 2, 2]
+    assert [s.attempt_number() for s in states] == [1, 1, 1, 2, 2, 2]
     assert states[-1].run_status() is RunStatus.FAILED
 
 

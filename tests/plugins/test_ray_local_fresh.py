@@ -59,6 +59,13 @@ def test_unknown_mode_lists_valid_ones():
     assert str(info.value).endswith("got 'elsewhere'")
 
 
+def test_fresh_is_an_option_of_local_cluster_mode_only():
+    executor = flyray.with_runcontext(mode="local-cluster", fresh=True).executor()
+    assert executor.fresh is True
+    with pytest.raises(flyray.ConfigError, match="fresh is not available in cluster mode"):
+        flyray.with_runcontext(mode="cluster", fresh=True).executor()
+
+
 def test_run_refuses_plain_functions():
     with pytest.raises(flyray.ConfigError, match="task must be a task made with"):
         flyray.run(print, 1)

@@ -30,6 +30,7 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
             shared_run_store=True if options["shared_run_store"] else None,
             detach=options["detach"],
             skip_version_check=options["skip_version_check"],
+            fresh=options["fresh"],
         )
         handle = context.run(task, **kwargs)
         if options["detach"]:
@@ -77,6 +78,11 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
 @click.option("--address", help="cluster mode: the Jobs API, http://HOST:8265.")
 @click.option(
     "--detach", is_flag=True, help="cluster and kuberay modes: print the run id once submitted."
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="local-cluster mode: start a new cluster even if a warm one matches.",
 )
 @click.option(
     "--namespace", help="kuberay mode: the namespace [default: the kubeconfig context's]."

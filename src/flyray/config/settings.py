@@ -5,6 +5,7 @@ Each effective value remembers where it came from, so ``flyray config`` can say.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -14,12 +15,21 @@ from typing import Any
 
 from flyray.errors import ConfigError
 
-__all__ = ["DEFAULT_RUN_STORE", "Settings", "find_pyproject"]
+__all__ = [
+    "DEFAULT_CLUSTERS_DIR",
+    "DEFAULT_CLUSTER_IDLE_TIMEOUT",
+    "DEFAULT_RUN_STORE",
+    "Settings",
+    "find_pyproject",
+]
 
 DEFAULT_RUN_STORE = "~/.flyray/runs"
+DEFAULT_CLUSTERS_DIR = "~/.flyray/clusters"
+DEFAULT_CLUSTER_IDLE_TIMEOUT = 1800.0  # seconds: a warm cluster nobody uses for 30 min stops
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
-_FLAGS = ("shared_run_store",)  # yes/no settings; every other setting is a string
+_FLAGS = ("shared_run_store",)  # yes/no settings
+_SECONDS = ("cluster_idle_timeout",)  # durations > 0; every other setting is a string
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,8 @@ class Settings:
     ``namespace`` and ``context`` pick where kuberay runs go (default: the kubeconfig's current
     context and its namespace); ``shared_run_store`` states that a run store on a local path is
     mounted at the same path in the cluster's pods, so kuberay mode may use it.
+    ``clusters_dir`` holds the registry of warm local clusters; ``cluster_idle_timeout`` is how
+    long (seconds) a warm cluster may go unused before its keeper stops it.
     """
 
     mode: str = "local"
@@ -38,12 +50,17 @@ class Settings:
     address: str | None = None
     context: str | None = None
     shared_run_store: bool = False
+    clusters_dir: str = DEFAULT_CLUSTERS_DIR
+    cluster_idle_timeout: float = DEFAULT_CLUSTER_IDLE_TIMEOUT
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         for name in _FLAGS:
             where = f"{name} (from {self.sources.get(name, 'default')})"
             object.__setattr__(self, name, _flag(where, getattr(self, name)))
+        for name in _SECONDS:
+            where = f"{name} (from {self.sources.get(name, 'default')})"
+            object.__setattr__(self, name, _seconds(where, getattr(self, name)))
 
     @classmethod
     def names(cls) -> list[str]:
@@ -79,6 +96,10 @@ class Settings:
         """The run store with ``~`` expanded (fsspec URIs are returned as they are)."""
         return os.path.expanduser(self.run_store)
 
+    def clusters_dir_path(self) -> Path:
+        """The warm-cluster registry folder, ``~`` expanded."""
+        return Path(self.clusters_dir).expanduser()
+
     def rows(self) -> list[tuple[str, str, str]]:
         """(name, value, source) for each setting, for display."""
         return [(n, str(getattr(self, n)), self.sources.get(n, "default")) for n in self.names()]
@@ -92,6 +113,17 @@ def _flag(where: str, value: object) -> bool:
     if text in _TRUE or text in _FALSE:
         return text in _TRUE
     raise ConfigError(where, value, f"must be true or false ({', '.join(_TRUE)} / 0, false, no)")
+
+
+def _seconds(where: str, value: object) -> float:
+    """A duration in seconds > 0, from a number or text such as ``"600"``."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if isinstance(value, bool) or not 0 < seconds < math.inf:
+        raise ConfigError(where, value, "must be a number of seconds > 0")
+    return seconds
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -121,6 +153,8 @@ def _tool_table(pyproject: Path) -> dict[str, Any]:
                 f"is not a flyray setting (settings: {', '.join(Settings.names())})",
             )
         if key in _FLAGS and isinstance(value, bool):
+            continue
+        if key in _SECONDS and isinstance(value, (int, float)):
             continue
         if not isinstance(value, str):
             raise ConfigError(f"{pyproject} [tool.flyray].{key}", value, "must be a string")

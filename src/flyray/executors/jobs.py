@@ -26,6 +26,7 @@ from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
 __all__ = [
+    "FAST_POLL_SECONDS",
     "POLL_SECONDS",
     "JobExecutor",
     "JobFollower",
@@ -33,7 +34,9 @@ __all__ = [
     "no_interrupts",
 ]
 
-POLL_SECONDS = 0.5  # how often a job's status and new log lines are fetched
+POLL_SECONDS = 0.5  # how often a job's new log lines are fetched, and later its status
+FAST_POLL_SECONDS = 0.1  # how often its status is fetched in its first FAST_POLL_FOR seconds,
+FAST_POLL_FOR = 30.0  # so that a short job (e.g. on a warm cluster) is seen to end at once
 
 
 @dataclass
@@ -187,13 +190,16 @@ class JobFollower:
     def _follow(self, submission_id: str, started: float) -> RunStatus:
         from ray.job_submission import JobStatus
 
-        shown, last_status = 0, None
+        shown, last_status, logs_due, began = 0, None, 0.0, time.monotonic()
         while True:
             status = self.client.get_job_status(submission_id)
-            logs = self.client.get_job_logs(submission_id)
-            if len(logs) > shown:
-                self.executor.on_log(logs[shown:])
-                shown = len(logs)
+            now = time.monotonic()
+            if status.is_terminal() or now >= logs_due:
+                logs = self.client.get_job_logs(submission_id)
+                if len(logs) > shown:
+                    self.executor.on_log(logs[shown:])
+                    shown = len(logs)
+                logs_due = now + POLL_SECONDS
             if status != last_status:
                 self.report(f"job {submission_id} {status.value}")
                 last_status = status
@@ -208,7 +214,7 @@ class JobFollower:
                     logs=self._log_uri(),
                 )
                 return RunStatus.FAILED
-            time.sleep(POLL_SECONDS)
+            time.sleep(FAST_POLL_SECONDS if now - began < FAST_POLL_FOR else POLL_SECONDS)
 
     def _job_error(self, submission_id: str, attempt: Attempt) -> TaskError:
         """The task's own error from the run store, else what Ray says about the job."""

@@ -31,6 +31,7 @@ from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts
 from flyray.executors.kube import jobstatus
 from flyray.executors.kube import status as rayjob_status
 from flyray.executors.kube.session import JOBS, RAYJOBS, KubeSession, ObjectKind
+from flyray.executors.kube.warm import collect_idle, ensure_cluster, touch
 from flyray.executors.kube.watch import ClusterReadiness, ObjectWatch, wait_deleted
 from flyray.manifest.job import ADDRESS_ANNOTATION
 from flyray.store.record import Attempt, RunRecord, utc_now
@@ -97,6 +98,7 @@ class KubeRayExecutor(JobExecutor):
         super().__init__(settings, on_log=on_log)
         self.detach = detach
         self._session: KubeSession | None = None
+        self._clusters: dict[str, dict[str, Any]] = {}  # run id -> its reusable RayCluster
 
     def session(self) -> KubeSession:
         """The Kubernetes session of this executor's settings (context, namespace)."""
@@ -114,16 +116,25 @@ class KubeRayExecutor(JobExecutor):
         self.session()
 
     def render(self, task: FunctionTask, run_id: str) -> dict[str, Any]:
-        """The RayJob (with ``address=``, the batch Job), in the session's namespace."""
-        from flyray.executors.render import render_kube_manifest
+        """The RayJob (with ``address=``, the batch Job), in the session's namespace.
 
-        return render_kube_manifest(
+        With ``reuse_cluster``, the RayJob selects a reusable RayCluster (made in ``wait``).
+        """
+        from flyray.executors.render import render_kube_manifest
+        from flyray.manifest.raycluster import render_raycluster, select_cluster
+
+        manifest = render_kube_manifest(
             task,
             run_id=run_id,
             store=self.store,
             settings=self.settings,
             namespace=self.session().namespace,
         )
+        if not getattr(task.plugin_config, "reuse_cluster", False):
+            return manifest
+        cluster = render_raycluster(manifest)
+        self._clusters[run_id] = cluster
+        return select_cluster(manifest, cluster["metadata"]["name"])
 
     def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
         """Preflight, create the RayJob, follow it to its end and delete it (unless detached)."""
@@ -136,8 +147,11 @@ class KubeRayExecutor(JobExecutor):
         where = {"namespace": session.namespace, _model_of(run.manifest).record_key: name}
         context = {"context": session.context} if session.context else {}
         self.update(run, cluster={**where, **context})
+        cluster = self._clusters.get(run_id)
         try:
             preflight(session, run.manifest, report=report)
+            if cluster is not None:
+                self._reuse(session, cluster, report)
         except BaseException as exc:  # nothing was created yet
             if isinstance(exc, KeyboardInterrupt):
                 run.error = exc
@@ -149,7 +163,20 @@ class KubeRayExecutor(JobExecutor):
         try:
             return _Follower(self, run, session, report).run()
         finally:
+            if cluster is not None:  # its idle time starts now
+                with contextlib.suppress(SubmissionError):
+                    touch(session, cluster["metadata"]["name"], idle_timeout=self._idle_timeout)
             session.close()
+
+    @property
+    def _idle_timeout(self) -> float:
+        return self.settings.cluster_idle_timeout
+
+    def _reuse(self, session: KubeSession, cluster: dict[str, Any], report: Any) -> None:
+        """Delete idle reusable clusters, then find or create this run's."""
+        with contextlib.suppress(SubmissionError):  # collecting is opportunistic
+            collect_idle(session, report=report)
+        ensure_cluster(session, cluster, idle_timeout=self._idle_timeout, report=report)
 
     def result(self, run_id: str) -> Any:
         """The return value; a detached run has none yet (see ``flyray runs show``)."""
@@ -183,7 +210,7 @@ class _Follower:
         self.model = _model_of(run.manifest)
         self.name = run.manifest["metadata"]["name"]
         self.ref = session.ref(self.model.kind, self.name)
-        self.logs = SubmitterLogs(session, self.name, executor.on_log)
+        self.logs = SubmitterLogs(session, self.name, executor.on_log, on_waiting=report)
         self.readiness = ClusterReadiness(session, report)
         self.started = time.monotonic()
 

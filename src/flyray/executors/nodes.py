@@ -54,7 +54,16 @@ from typing import Any
 
 from flyray.errors import ConfigError, SubmissionError
 
-__all__ = ["LocalRayCluster", "NodeSpec", "NodeStartError", "free_port", "terminate_nodes"]
+__all__ = [
+    "LocalRayCluster",
+    "NodeSpec",
+    "NodeStartError",
+    "free_port",
+    "is_running",
+    "leaders_under",
+    "start_time",
+    "terminate_nodes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -680,6 +689,36 @@ def _stat(pid: int) -> tuple[str, int, int, int, int] | None:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()
     return fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19])
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (/proc clock ticks), None if it is gone: with the pid, an identity."""
+    st = _stat(pid)
+    return None if st is None else st[4]
+
+
+def is_running(pid: int, start: int) -> bool:
+    """True while the process ``pid`` that started at ``start`` runs (a zombie does not)."""
+    return bool(_alive({pid: start}))
+
+
+def leaders_under(temp_dir: Path | str) -> dict[int, int]:
+    """{pid: start time} of the `ray start` processes whose --temp-dir is ``temp_dir`` or below.
+
+    How to find the nodes of a cluster whose starter died before it could say which they were.
+    """
+    mark = f"--temp-dir={temp_dir}".encode()
+    found = {}
+    for pid, st in _all_stats().items():
+        if st[3] != pid or st[0] in ("Z", "X"):  # every node leads a session of its own
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg == mark or arg.startswith(mark + b"/") for arg in argv):
+            found[pid] = st[4]
+    return found
 
 
 def _all_stats() -> dict[int, tuple[str, int, int, int, int]]:

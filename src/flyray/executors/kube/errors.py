@@ -23,6 +23,8 @@ __all__ = [
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 BASE_DELAY_S = 0.25  # first wait between attempts; doubles each time
 MAX_DELAY_S = 4.0  # longest wait, also for a server's Retry-After
+# A TLS handshake or connection cut short (a load balancer with no healthy backend, a restart)
+_CUT = ("UNEXPECTED_EOF", "EOF occurred", "Connection reset", "Connection aborted")
 
 _HINTS = {
     401: "the server refused the credentials: log in again, or pick another --context",
@@ -39,6 +41,11 @@ def is_transient(exc: BaseException) -> bool:
     from kubernetes.client.exceptions import ApiException
 
     if isinstance(exc, ApiException):
+        if exc.status == 0:  # the client's own failure: a cut connection is worth a retry
+            reason = str(exc.reason or "")
+            return (
+                any(sign in reason for sign in _CUT) and "CERTIFICATE_VERIFY_FAILED" not in reason
+            )
         return exc.status in TRANSIENT_STATUSES
     return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 

@@ -20,7 +20,10 @@ _ENDED = ("Complete", "Failed")
 
 @dataclass(frozen=True)
 class JobSnapshot:
-    """What flyray reads from one version of a batch Job's status."""
+    """What flyray reads from one version of a batch Job's status.
+
+    ``active`` counts the pods not ended yet, pending ones too; ``Running`` needs a ready pod.
+    """
 
     name: str
     namespace: str
@@ -46,10 +49,10 @@ class JobSnapshot:
             ),
             None,
         )
-        active = int(status.get("active") or 0)
+        active, ready = int(status.get("active") or 0), int(status.get("ready") or 0)
         if ended is not None:
             deployment = ended["type"]
-        elif active:
+        elif ready:
             deployment = "Running"
         else:
             deployment = "Pending" if status else ""
@@ -88,7 +91,7 @@ class JobSnapshot:
         """The status of the current attempt (pod)."""
         if self.is_terminal():
             return self.run_status()
-        return RunStatus.RUNNING if self.active else RunStatus.PENDING
+        return RunStatus.RUNNING if self.deployment == "Running" else RunStatus.PENDING
 
     def attempt_number(self) -> int:
         """Which attempt (1-based) this state belongs to: pods ended, plus the one under way."""

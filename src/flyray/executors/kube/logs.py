@@ -25,15 +25,23 @@ FOLLOW_READ_TIMEOUT_S = 300.0  # a log stream silent this long is reopened
 _CHUNK = 65536
 _WAITING_PHASES = ("Pending", "Unknown", None)
 _ENDED_PHASES = ("Succeeded", "Failed")
+_STARTING = ("ContainerCreating", "PodInitializing")  # waiting reasons of a normal start
 
 
 class SubmitterLogs:
     """Follows the submitter pods of one RayJob in a daemon thread (start, finish, collect)."""
 
     def __init__(
-        self, session: KubeSession, name: str, on_log: Callable[[str], None] | None
+        self,
+        session: KubeSession,
+        name: str,
+        on_log: Callable[[str], None] | None,
+        on_waiting: Callable[[str], None] | None = None,
     ) -> None:
-        self.session, self.name, self.on_log = session, name, on_log
+        """``on_waiting`` hears once of each reason a pod's container waits for, such as a
+        missing Secret (``CreateContainerConfigError``) or an image that cannot be pulled."""
+        self.session, self.name, self.on_log, self.on_waiting = session, name, on_log, on_waiting
+        self._waits: set[tuple[str, str]] = set()
         self._texts: dict[str, str] = {}  # pod name -> its log so far, in the order first seen
         self._ended: set[str] = set()  # pods whose log is complete
         self._lock = threading.Lock()
@@ -122,6 +130,7 @@ class SubmitterLogs:
             return None
         for pod in pods:
             name, phase = pod.metadata.name, getattr(pod.status, "phase", None)
+            self._tell_waiting(pod)
             with self._lock:
                 self._texts.setdefault(name, "")
                 if name in self._ended:
@@ -129,6 +138,19 @@ class SubmitterLogs:
             if phase not in _WAITING_PHASES:
                 return name
         return None
+
+    def _tell_waiting(self, pod: Any) -> None:
+        """Report why a pending pod's container waits, when it is not the usual start-up."""
+        if self.on_waiting is None:
+            return
+        for status in getattr(pod.status, "container_statuses", None) or []:
+            waiting = getattr(status.state, "waiting", None) if status.state else None
+            reason = getattr(waiting, "reason", None)
+            if not reason or reason in _STARTING or (pod.metadata.name, reason) in self._waits:
+                continue
+            self._waits.add((pod.metadata.name, reason))
+            detail = f": {waiting.message}" if waiting.message else ""
+            self.on_waiting(f"pod {pod.metadata.name} waits: {reason}{detail}")
 
     def _follow(self, pod: str) -> bool:
         """Stream ``pod``'s log until it ends; True if it gave text or the pod has finished."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from flyray.errors import ConfigError, SubmissionError
 from flyray.executors.kube.errors import status_of
-from flyray.executors.kube.session import JOBS, RAYJOBS, KubeSession, ObjectKind
+from flyray.executors.kube.session import JOBS, RAYCLUSTERS, RAYJOBS, KubeSession, ObjectKind
 from flyray.store.runstore import RunStore
 
 __all__ = [
@@ -35,10 +35,15 @@ INSTALL_KUBERAY = (
 GROUP, VERSION, PLURAL = RAYJOBS.group, RAYJOBS.version, RAYJOBS.plural
 
 
-def access_needed(kind: ObjectKind) -> list[tuple[str, str, str, str]]:
-    """(verb, API group, resource, subresource) that a run as a ``kind`` object uses."""
+def access_needed(kind: ObjectKind, *, reuse: bool = False) -> list[tuple[str, str, str, str]]:
+    """(verb, API group, resource, subresource) that a run as a ``kind`` object uses.
+
+    ``reuse``: the run also finds, creates, stamps and deletes reusable RayClusters.
+    """
+    cluster_verbs = ("get", "list", "create", "patch", "delete") if reuse else ()
     return [
         *((verb, kind.group, kind.plural, "") for verb in ("create", "watch", "delete")),
+        *((verb, RAYCLUSTERS.group, RAYCLUSTERS.plural, "") for verb in cluster_verbs),
         ("get", "", "pods", ""),
         ("list", "", "pods", ""),
         ("get", "", "pods", "log"),
@@ -56,7 +61,7 @@ def preflight(
     report(f"Kubernetes: {session.describe()}")
     if kind is RAYJOBS:
         check_crd(session)
-    check_access(session, kind)
+    check_access(session, kind, reuse="clusterSelector" in manifest["spec"])
     report(f"image: {', '.join(images(manifest))}")
     session.create(kind, manifest, dry_run=True)
     served = "KubeRay serves RayJobs, " if kind is RAYJOBS else ""
@@ -112,11 +117,11 @@ def check_crd(session: KubeSession) -> None:
     )
 
 
-def check_access(session: KubeSession, kind: ObjectKind = RAYJOBS) -> None:
+def check_access(session: KubeSession, kind: ObjectKind = RAYJOBS, *, reuse: bool = False) -> None:
     """SelfSubjectAccessReviews for every verb a run uses; one error listing all refusals."""
     refused = [
         f"{verb} {_resource_name(group, resource, subresource)}"
-        for verb, group, resource, subresource in access_needed(kind)
+        for verb, group, resource, subresource in access_needed(kind, reuse=reuse)
         if not _allowed(session, verb, group, resource, subresource)
     ]
     if refused:
@@ -133,6 +138,9 @@ def images(manifest: dict[str, Any]) -> list[str]:
     """The Ray containers' images, head first, each once (a batch Job: its pod's)."""
     if manifest["kind"] == JOBS.kind:
         return [manifest["spec"]["template"]["spec"]["containers"][0].get("image", "?")]
+    if "rayClusterSpec" not in manifest["spec"]:  # a reused cluster has its images already
+        selected = manifest["spec"]["clusterSelector"].get("ray.io/cluster", "?")
+        return [f"those of RayCluster {selected}"]
     cluster = manifest["spec"]["rayClusterSpec"]
     groups = [cluster["headGroupSpec"], *cluster.get("workerGroupSpecs", [])]
     found = [group["template"]["spec"]["containers"][0].get("image", "?") for group in groups]

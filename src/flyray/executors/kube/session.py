@@ -51,7 +51,7 @@ class ObjectKind:
 RAYJOBS = ObjectKind("RayJob", "ray.io", "v1", "rayjobs")
 RAYCLUSTERS = ObjectKind("RayCluster", "ray.io", "v1", "rayclusters")
 JOBS = ObjectKind("Job", "batch", "v1", "jobs")
-MAX_ATTEMPTS = 5  # tries of one API call before a transient error is reported
+MAX_ATTEMPTS = 8  # tries of one API call (about 16 s of waits) before an error is reported
 REQUEST_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds of an ordinary API call
 DEFAULT_KUBECONFIG = "~/.kube/config"
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -162,6 +162,16 @@ class KubeSession:
             self.custom.list_namespaced_custom_object,
             *kind.path(self.namespace),
             **selectors,
+        )
+
+    def patch(self, kind: ObjectKind, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the object (e.g. its annotations)."""
+        return self.call(
+            f"update {self.ref(kind, name)}",
+            self.custom.patch_namespaced_custom_object,
+            *kind.path(self.namespace),
+            name,
+            body,
         )
 
     def delete(self, kind: ObjectKind, name: str) -> bool:

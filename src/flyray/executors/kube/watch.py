@@ -19,7 +19,6 @@ from typing import Any
 from flyray.errors import FlyrayError
 from flyray.executors.kube.errors import is_transient, retry_delay, translate
 from flyray.executors.kube.session import (
-    MAX_ATTEMPTS,
     RAYCLUSTERS,
     RAYJOBS,
     KubeSession,
@@ -27,10 +26,11 @@ from flyray.executors.kube.session import (
 )
 from flyray.executors.kube.status import readiness, readiness_line
 
-__all__ = ["WATCH_TIMEOUT_S", "ClusterReadiness", "ObjectWatch", "wait_deleted"]
+__all__ = ["OUTAGE_S", "WATCH_TIMEOUT_S", "ClusterReadiness", "ObjectWatch", "wait_deleted"]
 
 WATCH_TIMEOUT_S = 60  # the server ends each watch request after this; it is then resumed
 _READ_SLACK_S = 15.0  # how much longer than that a silent connection may stay open
+OUTAGE_S = 120.0  # how long a watch keeps trying through transient errors in a row
 
 
 class ObjectWatch:
@@ -53,6 +53,7 @@ class ObjectWatch:
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.stopped = False
         self._watch: Any = None
+        self._outage_since = 0.0
 
     def stop(self) -> None:
         """End the iteration; a blocked read is cut off."""
@@ -119,9 +120,16 @@ class ObjectWatch:
         return 0 if left <= 0 else max(1, min(WATCH_TIMEOUT_S, round(left)))
 
     def _failed(self, exc: Exception, failures: int) -> int:
-        """One more failure in a row: wait before the next try, or raise when it is over."""
+        """One more failure in a row: wait before the next try, or raise when it is over.
+
+        A watch outlives an API server outage of up to ``OUTAGE_S`` (a restart, a failover):
+        giving up would end a healthy run, and its clean-up would delete the RayJob.
+        """
         failures += 1
-        if not is_transient(exc) or failures >= MAX_ATTEMPTS:
+        if failures == 1:
+            self._outage_since = time.monotonic()
+        over = time.monotonic() - self._outage_since >= OUTAGE_S
+        if not is_transient(exc) or over:
             what = f"watch {self.session.ref(self.kind, self.name)}"
             error = translate(exc, what=what, server=self.session.server, attempts=failures)
             if error is None:

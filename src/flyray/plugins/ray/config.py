@@ -115,7 +115,8 @@ class RayJobConfig:
     that many seconds (an image that cannot be pulled, no node with room), instead of waiting.
     With ``enable_autoscaling``, every worker group needs ``min_replicas`` and
     ``max_replicas``: flyray does not guess autoscaling bounds (KubeRay's default maximum is
-    unbounded).
+    unbounded). ``reuse_cluster`` keeps the cluster on KubeRay between runs: each run is a
+    RayJob that selects it, and flyray deletes it after the ``cluster_idle_timeout`` setting.
     """
 
     worker_node_config: list[WorkerNodeConfig] = field(default_factory=list)
@@ -127,6 +128,7 @@ class RayJobConfig:
     ttl_seconds_after_finished: int | None = None
     autoscaler_options: AutoscalerOptions | None = None
     pre_running_deadline_seconds: int | None = None
+    reuse_cluster: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -137,7 +139,7 @@ class RayJobConfig:
             self.head_node_config = HeadNodeConfig()
         _check_type("head_node_config", self.head_node_config, HeadNodeConfig)
         _check_workers(self.worker_node_config, autoscaling=self.enable_autoscaling)
-        for name in ("enable_autoscaling", "shutdown_after_job_finishes"):
+        for name in ("enable_autoscaling", "shutdown_after_job_finishes", "reuse_cluster"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, getattr(self, name), "must be True or False")
         if self.autoscaler_options is not None:
@@ -153,6 +155,12 @@ class RayJobConfig:
         _check_runtime_env(self.runtime_env)
         if self.address is not None:
             _check_address(self.address)
+            if self.reuse_cluster:
+                raise ConfigError(
+                    "reuse_cluster",
+                    True,
+                    "cannot go with address= (that cluster is someone else's to keep)",
+                )
 
 
 def normalise_start_params(field_name: str, params: object) -> dict[str, str]:
