@@ -1,0 +1,83 @@
+"""Credentials of a throw-away API server: a CA, its serving certificate, keys and tokens.
+
+Made with the ``openssl`` command (Debian's, on every machine of this project) so the tests
+need no Python crypto package; valid one day, for 127.0.0.1 and localhost only.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Credentials", "make_credentials"]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Files the API server reads, and the bearer tokens of its two users."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    service_account_key: Path
+    service_account_pub: Path
+    token_file: Path
+    admin_token: str  # user "admin" in group system:masters: may do anything
+    user_token: str  # user "alice": only what RBAC grants her (nothing, to begin with)
+    operator_token: str  # user "kuberay-operator", in system:masters too: for a stand-in
+    manager_token: str  # user "kube-controller-manager", in system:masters too
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed: {done.stderr.strip()}")
+
+
+def make_credentials(folder: Path) -> Credentials:
+    """Write every credential into ``folder`` (created) and say where each is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _openssl(
+        *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+        *("-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=flyray-realkube-ca"),
+        cwd=folder,
+    )
+    (folder / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        *("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key"),
+        *("-out", "server.csr", "-subj", "/CN=kube-apiserver"),
+        cwd=folder,
+    )
+    _openssl(
+        *("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key"),
+        *("-CAcreateserial", "-days", "1", "-extfile", "server.ext", "-out", "server.crt"),
+        cwd=folder,
+    )
+    _openssl("genpkey", "-algorithm", "RSA", "-out", "sa.key", cwd=folder)
+    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=folder)
+    admin, user, operator, manager = (secrets.token_hex(16) for _ in range(4))
+    token_file = folder / "tokens.csv"
+    token_file.write_text(
+        f'{admin},admin,uid-admin,"system:masters"\n'
+        f"{user},alice,uid-alice\n"
+        f'{operator},kuberay-operator,uid-operator,"system:masters"\n'
+        f'{manager},kube-controller-manager,uid-manager,"system:masters"\n'
+    )
+    return Credentials(
+        ca_cert=folder / "ca.crt",
+        server_cert=folder / "server.crt",
+        server_key=folder / "server.key",
+        service_account_key=folder / "sa.key",
+        service_account_pub=folder / "sa.pub",
+        token_file=token_file,
+        admin_token=admin,
+        user_token=user,
+        operator_token=operator,
+        manager_token=manager,
+    )
