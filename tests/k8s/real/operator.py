@@ -22,7 +22,7 @@ from flyray.executors.nodes import free_port
 from tests.k8s.real.cluster import KubeStartError, RealKube
 from tests.k8s.real.process import ManagedProcess
 
-__all__ = ["NAMESPACE", "OPERATOR_VERSION", "KubeRayOperator"]
+__all__ = ["NAMESPACE", "OPERATOR_VERSION", "KubeRayOperator", "start_operator"]
 
 OPERATOR_VERSION = Path(__file__).with_name("kuberay-operator.version").read_text().strip()
 NAMESPACE = "kuberay-real"
@@ -47,7 +47,9 @@ class KubeRayOperator:
         kubeconfig = self.kube.direct_kubeconfig(
             "kuberay-operator", self.kube.credentials.operator_token
         )
-        self.probe_port = free_port()
+        self.probe_port = metrics_port = free_port()
+        while metrics_port == self.probe_port:  # two free ports, not one twice
+            metrics_port = free_port()
         self.process = self.kube.spawn(
             "kuberay-operator",
             [
@@ -55,7 +57,7 @@ class KubeRayOperator:
                 # on the command line, so the session's check for leftover processes sees it
                 f"--kubeconfig={kubeconfig}",
                 "--enable-leader-election=false",
-                f"--metrics-addr=127.0.0.1:{free_port()}",
+                f"--metrics-addr=127.0.0.1:{metrics_port}",
                 f"--health-probe-bind-address=127.0.0.1:{self.probe_port}",
                 f"--watch-namespace={self.namespace}",
                 "--use-kubernetes-proxy",
