@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flyray.errors import TaskError, TaskTimeoutError
+from flyray.errors import TaskError
 from flyray.executors.base import RunStatus
+from flyray.executors.kube.status import run_error
 
 __all__ = ["JobSnapshot", "explain", "failure_error", "progress"]
 
@@ -170,14 +171,12 @@ def failure_error(
             "the image have flyray, the same Ray and Python as the cluster, and can the pod "
             "reach the Ray address and the run store?"
         )
-    see = f"see `flyray logs {run_id}`"
-    if error is not None and not timed_out:
-        message = (
-            f"task {task_name} failed in run {run_id}: {error.type}: {error.message} "
-            f"({snapshot.ref}: {why}); {see}"
-        )
-    else:
-        message = f"run {run_id} of task {task_name} failed: {snapshot.ref}: {why}; {see}"
-    kind = TaskTimeoutError if timed_out else TaskError
-    traceback = getattr(error, "traceback", None)
-    return kind(message, run_id=run_id, remote_traceback=traceback, logs=logs)
+    return run_error(
+        snapshot.ref,
+        why,
+        run_id=run_id,
+        task_name=task_name,
+        error=error,
+        logs=logs,
+        timed_out=timed_out,
+    )

@@ -21,6 +21,7 @@ __all__ = [
     "progress",
     "readiness",
     "readiness_line",
+    "run_error",
 ]
 
 TERMINAL = frozenset({"Complete", "Failed", "ValidationFailed"})  # the operator is done
@@ -240,15 +241,40 @@ def failure_error(
             "; flyray's entrypoint stored no error, so the driver failed before the task ran: "
             "does the image have flyray, and the same Ray and Python as here?"
         )
+    return run_error(
+        snapshot.ref,
+        why,
+        run_id=run_id,
+        task_name=task_name,
+        error=error,
+        logs=logs,
+        timed_out=snapshot.reason == "DeadlineExceeded",
+    )
+
+
+def run_error(
+    ref: str,
+    why: str,
+    *,
+    run_id: str,
+    task_name: str,
+    error: Any,
+    logs: str | None,
+    timed_out: bool,
+) -> TaskError:
+    """The run's error: the task's own (``ErrorInfo``) first when it raised, else ``why``.
+
+    A timeout is a ``TaskTimeoutError`` whatever the task was doing when it was stopped.
+    """
     see = f"see `flyray logs {run_id}`"
-    if error is not None and snapshot.reason != "DeadlineExceeded":
+    if error is not None and not timed_out:
         message = (
             f"task {task_name} failed in run {run_id}: {error.type}: {error.message} "
-            f"({snapshot.ref}: {why}); {see}"
+            f"({ref}: {why}); {see}"
         )
     else:
-        message = f"run {run_id} of task {task_name} failed: {snapshot.ref}: {why}; {see}"
-    kind = TaskTimeoutError if snapshot.reason == "DeadlineExceeded" else TaskError
+        message = f"run {run_id} of task {task_name} failed: {ref}: {why}; {see}"
+    kind = TaskTimeoutError if timed_out else TaskError
     traceback = getattr(error, "traceback", None)
     return kind(message, run_id=run_id, remote_traceback=traceback, logs=logs)
 
