@@ -7,6 +7,7 @@ real Ray processes, so these runs are real Ray jobs driven through the official 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -346,6 +347,8 @@ def test_seed_like_task_returns_its_result(kube_env, fake_kube):
     assert all(r.status == 201 for r in creates)
     assert any("kubectl port-forward -n default svc/" in line for line in recorder.lines)
     assert any("workers 1/1 ready" in line for line in recorder.lines), recorder.lines
+    repeated = [a for a, b in itertools.pairwise(recorder.lines) if a == b]
+    assert not repeated, recorder.lines  # the RayJob and its RayCluster both tell readiness
     # ttlSecondsAfterFinished=3 with shutdown: the RayJob is left to KubeRay, which deletes
     # the cluster 3 s after the job's end; the RayJob stays until `flyray cancel`.
     kept = f"keeping RayJob default/{record.manifest_name}: KubeRay deletes its RayCluster 3 s"

@@ -18,6 +18,7 @@ deleted the same way; ``_Model`` holds what differs between the two kinds of obj
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -206,6 +207,7 @@ class _Follower:
     ) -> None:
         from flyray.executors.kube.logs import SubmitterLogs
 
+        report = _NoRepeats(report)  # readiness comes from the RayJob and its RayCluster
         self.executor, self.run_, self.session, self.report = executor, run, session, report
         self.model = _model_of(run.manifest)
         self.name = run.manifest["metadata"]["name"]
@@ -360,6 +362,20 @@ class _Follower:
             f"`flyray cancel {run_id}` deletes it"
         )
         return RunStatus.RUNNING
+
+
+class _NoRepeats:
+    """A progress callback that drops a line equal to the one just reported (thread-safe)."""
+
+    def __init__(self, report: Callable[[str], None]) -> None:
+        self._report, self._last, self._lock = report, "", threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if line == self._last:
+                return
+            self._last = line
+        self._report(line)
 
 
 def kept_for(manifest: dict[str, Any]) -> int:
