@@ -1,5 +1,7 @@
-"""Credentials of a throw-away API server: a CA, its serving certificate, keys and tokens.
+"""Credentials of a throw-away API server: a CA, certificates, keys and tokens.
 
+The serving certificate (127.0.0.1) serves the API server and the process kubelet alike; the
+API server shows the kubelet a client certificate of the same CA, and each checks the other.
 Made with the ``openssl`` command (Debian's, on every machine of this project) so the tests
 need no Python crypto package; valid one day, for 127.0.0.1 and localhost only.
 """
@@ -21,6 +23,8 @@ class Credentials:
     ca_cert: Path
     server_cert: Path
     server_key: Path
+    kubelet_client_cert: Path  # the API server's, when it calls a kubelet (pod logs)
+    kubelet_client_key: Path
     service_account_key: Path
     service_account_pub: Path
     token_file: Path
@@ -59,6 +63,20 @@ def make_credentials(folder: Path) -> Credentials:
         *("-CAcreateserial", "-days", "1", "-extfile", "server.ext", "-out", "server.crt"),
         cwd=folder,
     )
+    (folder / "client.ext").write_text(
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
+    )
+    _openssl(
+        *("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "kubelet-client.key"),
+        *("-out", "kubelet-client.csr", "-subj", "/O=system:masters/CN=kube-apiserver"),
+        cwd=folder,
+    )
+    _openssl(
+        *("x509", "-req", "-in", "kubelet-client.csr", "-CA", "ca.crt", "-CAkey", "ca.key"),
+        *("-CAcreateserial", "-days", "1", "-extfile", "client.ext"),
+        *("-out", "kubelet-client.crt"),
+        cwd=folder,
+    )
     _openssl("genpkey", "-algorithm", "RSA", "-out", "sa.key", cwd=folder)
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=folder)
     admin, user, operator, manager = (secrets.token_hex(16) for _ in range(4))
@@ -73,6 +91,8 @@ def make_credentials(folder: Path) -> Credentials:
         ca_cert=folder / "ca.crt",
         server_cert=folder / "server.crt",
         server_key=folder / "server.key",
+        kubelet_client_cert=folder / "kubelet-client.crt",
+        kubelet_client_key=folder / "kubelet-client.key",
         service_account_key=folder / "sa.key",
         service_account_pub=folder / "sa.pub",
         token_file=token_file,

@@ -4,10 +4,10 @@ Plain processes, each in its own process group (stopped by group: SIGTERM, then 
 free ports of 127.0.0.1, with a private temp dir for data, credentials and logs. The API server
 authenticates bearer tokens (an admin, and ``alice`` who has only what RBAC grants her) and
 authorizes with RBAC; the controller-manager runs the garbage collector (it finishes foreground
-deletions), the Job controller (it makes a batch Job's pod) and the service account controller
-(it makes each namespace's ``default`` account, without which no pod is admitted). KubeRay's
-CRDs are installed; no scheduler or kubelet runs, and the operator only when a test asks
-(``operator.py``).
+deletions), the Job controller (it makes a batch Job's pod), the service account controller
+(it makes each namespace's ``default`` account, without which no pod is admitted) and the
+Endpoints controller. KubeRay's CRDs are installed; no scheduler runs, and the operator and a
+kubelet only when a test asks (``operator.py``, ``kubelet.py``, ``process_kubelet.py``).
 
 Clients reach the API server through a TCP proxy (``proxy``) that a test can cut or point at
 a second API server on the same etcd (``add_apiserver``): a replica whose watch cache starts
@@ -151,6 +151,11 @@ class RealKube:
                 f"--service-account-signing-key-file={creds.service_account_key}",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--endpoint-reconciler-type=none",  # 127.0.0.1 is no valid Endpoints address
+                # pod logs come from the process kubelet (level 3): both sides show certificates
+                f"--kubelet-client-certificate={creds.kubelet_client_cert}",
+                f"--kubelet-client-key={creds.kubelet_client_key}",
+                f"--kubelet-certificate-authority={creds.ca_cert}",
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--audit-policy-file={policy}",
                 f"--audit-log-path={self.dir / f'{name}.audit.log'}",
                 "--audit-log-format=json",
@@ -165,8 +170,9 @@ class RealKube:
         return url, apiserver
 
     def _start_controller_manager(self) -> None:
-        """The garbage collector (it removes ``foregroundDeletion`` finalizers), the Job and
-        the service account controllers; nothing that needs a node or a cloud."""
+        """The garbage collector (it removes ``foregroundDeletion`` finalizers), the Job, the
+        service account and the Endpoints controllers (the API server's service proxy, which
+        the operator uses to reach a dashboard, reads Endpoints); nothing that needs a cloud."""
         assert self.credentials is not None
         kubeconfig = self.direct_kubeconfig("controller-manager", self.credentials.manager_token)
         manager = self.spawn(
@@ -174,7 +180,7 @@ class RealKube:
             [
                 str(self.bin_dir / "kube-controller-manager"),
                 f"--kubeconfig={kubeconfig}",
-                "--controllers=garbagecollector,job,serviceaccount",
+                "--controllers=garbagecollector,job,serviceaccount,endpoint",
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--use-service-account-credentials=false",

@@ -127,14 +127,36 @@ def kuberay_operator(real_kube: Any) -> Iterator[Any]:
 def status_kubelet(real_kube: Any, kuberay_operator: Any) -> Iterator[Any]:
     """Binds and reports Running + Ready every pod of the operator's namespace (``kubelet.py``)."""
     from tests.k8s.real.kubelet import StatusKubelet
+    from tests.k8s.real.operator import NAMESPACE
 
     api = real_kube.api_client()
     try:
-        with StatusKubelet(api, kuberay_operator.namespace) as kubelet:
+        with StatusKubelet(api, NAMESPACE) as kubelet:
             yield kubelet
     finally:
         api.close()
     assert not kubelet.errors, "the status kubelet failed:\n" + "\n".join(kubelet.errors)
+
+
+@pytest.fixture(scope="session")
+def process_kubelet(real_kube: Any, kuberay_operator: Any) -> Iterator[Any]:
+    """Runs every pod of ``kuberay-pods`` as processes in network namespaces (level 3)."""
+    from tests.k8s.real.operator import PODS_NAMESPACE
+    from tests.k8s.real.podnet import netns_available
+    from tests.k8s.real.process_kubelet import ProcessKubelet
+
+    missing = netns_available()
+    if missing:
+        pytest.skip(f"pods cannot run here: {missing} (needs root and iproute2)")
+    api = real_kube.api_client()
+    keep = os.environ.get("FLYRAY_REALKUBE_KEEP") == "1"
+    kubelet = ProcessKubelet(api, PODS_NAMESPACE, real_kube.credentials)
+    try:
+        yield kubelet.open()
+    finally:
+        kubelet.close(keep_dir=keep)
+        api.close()
+    assert not kubelet.errors, "the process kubelet failed:\n" + "\n".join(kubelet.errors)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -6,8 +6,9 @@ version ``kuberay-operator.version`` pins. It runs outside the cluster, as a com
 the API server as ``kuberay-operator`` (in ``system:masters``), leader election off, metrics
 and health probes on free loopback ports, no webhooks (they are off unless
 ``ENABLE_WEBHOOKS=true``), and reaching Ray dashboards through the API server's service proxy
-(``--use-kubernetes-proxy``), so it never resolves in-cluster DNS names. It watches one
-namespace only: the level-1 tests' stand-in plays the operator in ``default``.
+(``--use-kubernetes-proxy``), so it never resolves in-cluster DNS names. It watches two
+namespaces, ``kuberay-real`` (level 2: pods that only report Running) and ``kuberay-pods``
+(level 3: pods that run); the level-1 tests' stand-in plays the operator in ``default``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from flyray.executors.nodes import free_port
 from tests.k8s.real.cluster import KubeStartError, RealKube
 from tests.k8s.real.process import ManagedProcess
 
-__all__ = ["NAMESPACE", "OPERATOR_VERSION", "KubeRayOperator", "start_operator"]
+__all__ = ["NAMESPACE", "OPERATOR_VERSION", "PODS_NAMESPACE", "KubeRayOperator", "start_operator"]
 
 OPERATOR_VERSION = Path(__file__).with_name("kuberay-operator.version").read_text().strip()
-NAMESPACE = "kuberay-real"
+NAMESPACE = "kuberay-real"  # level 2: the status kubelet's pods, nothing runs
+PODS_NAMESPACE = "kuberay-pods"  # level 3: the process kubelet's pods, which run
 # each logs "Starting workers" once its caches are synced
 CONTROLLERS = ("controllers.RayCluster", "controllers.RayJob", "controllers.RayService")
 LOG_TAIL_LINES = 25
@@ -35,13 +37,15 @@ LINE_CHARS = 400  # its JSON lines can hold a whole RayJob status
 class KubeRayOperator:
     """One ``kuberay-operator`` process on ``kube``; ``start()`` returns once it reconciles."""
 
-    def __init__(self, kube: RealKube, *, namespace: str = NAMESPACE) -> None:
-        self.kube, self.namespace = kube, namespace
+    def __init__(
+        self, kube: RealKube, *, namespaces: tuple[str, ...] = (NAMESPACE, PODS_NAMESPACE)
+    ) -> None:
+        self.kube, self.namespaces = kube, namespaces
         self.process: ManagedProcess | None = None
         self.probe_port = 0
 
     def start(self) -> KubeRayOperator:
-        """Create the namespace, start the operator, wait until its controllers run."""
+        """Create the namespaces, start the operator, wait until its controllers run."""
         assert self.kube.credentials is not None
         self._ensure_namespace()
         kubeconfig = self.kube.direct_kubeconfig(
@@ -59,7 +63,7 @@ class KubeRayOperator:
                 "--enable-leader-election=false",
                 f"--metrics-addr=127.0.0.1:{metrics_port}",
                 f"--health-probe-bind-address=127.0.0.1:{self.probe_port}",
-                f"--watch-namespace={self.namespace}",
+                f"--watch-namespace={','.join(self.namespaces)}",
                 "--use-kubernetes-proxy",
                 "--log-stdout-encoder=json",
             ],
@@ -72,11 +76,12 @@ class KubeRayOperator:
         from kubernetes import client
 
         with self.kube.api_client() as api:
-            try:
-                client.CoreV1Api(api).create_namespace({"metadata": {"name": self.namespace}})
-            except client.ApiException as exc:
-                if exc.status != 409:
-                    raise
+            for namespace in self.namespaces:
+                try:
+                    client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
+                except client.ApiException as exc:
+                    if exc.status != 409:
+                        raise
 
     def _reconciling(self) -> bool:
         """Healthy on its probe port, and every controller has started its workers."""

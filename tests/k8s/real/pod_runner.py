@@ -1,0 +1,406 @@
+"""TEST CODE: one pod of the process kubelet, its containers run as local processes.
+
+The pod gets a network namespace (``podnet.py``) and a folder on the host (outside ``/tmp``):
+a home, a private ``/tmp`` and a log file a container. Each container is
+``ip netns exec <netns> unshare --uts sh -c '<set the hostname, mount the private /tmp>' ...``
+running the container's own command and args with the environment ``podspec.py`` resolves,
+in a process group of its own; ``ray`` and ``python`` are those of this virtualenv (first on
+``PATH``), the image is not used. Init containers run first, one after the other. Readiness
+probes (``httpGet``, ``tcpSocket`` from the host to the pod's address, ``exec`` inside the pod)
+run with the pod's own delays, periods and thresholds; a container without one is ready once
+started. The pod's status is written through the API (``pods/status``) whenever it changes.
+Stopping a pod sends SIGTERM to each container's process group, waits at most the grace
+period, then SIGKILLs every process left in the pod's network namespace and removes it.
+
+Not done: restarts (a container that exits stays terminated; under ``restartPolicy: Never``,
+the one KubeRay sets for RayJob pods, the pod then ends ``Succeeded`` or ``Failed``), liveness
+and startup probes, volumes (they are the host's paths), resource limits, image pulls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tests.k8s.real.podnet import PodNet, PodNetwork
+from tests.k8s.real.podspec import PodSpecError, container_argv, container_env
+
+__all__ = ["HOST_IP", "RunningPod"]
+
+HOST_IP = "127.0.0.1"  # the node's address: the kubelet's log server listens there
+TICK_S = 0.25
+MAX_GRACE_S = 10.0
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# the hostname, then the private /tmp; then the container's command, never through a shell line
+LAUNCH = 'hostname "$1" && mount --bind "$2" /tmp && shift 2 && exec "$@"'
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Probe:
+    """A container's readiness probe and what it has found so far."""
+
+    spec: dict[str, Any]
+    due: float  # monotonic time of the next check
+    successes: int = 0
+    failures: int = 0
+
+    @property
+    def period(self) -> float:
+        return float(self.spec.get("periodSeconds", 10))
+
+
+@dataclass
+class Container:
+    """One container's process and state, as ``containerStatuses`` reports it."""
+
+    spec: dict[str, Any]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+    started_at: str = ""
+    finished_at: str = ""
+    ready: bool = False
+    probe: Probe | None = None
+    waiting: tuple[str, str] = ("ContainerCreating", "")
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    def exit_code(self) -> int | None:
+        if self.popen is None:
+            return None
+        code = self.popen.poll()
+        if code is not None and not self.finished_at:
+            self.finished_at, self.ready = now(), False
+        return code
+
+    def status(self) -> dict[str, Any]:
+        base = {
+            "name": self.name,
+            "image": self.spec.get("image", ""),
+            "imageID": "",
+            "restartCount": 0,
+            "ready": self.ready,
+            "started": self.popen is not None and self.exit_code() is None,
+        }
+        code = self.exit_code()
+        if self.popen is None:
+            reason, message = self.waiting
+            state: dict[str, Any] = {"waiting": {"reason": reason, "message": message}}
+        elif code is None:
+            state = {"running": {"startedAt": self.started_at}}
+        else:
+            terminated = {
+                "exitCode": code if code >= 0 else 128 - code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": self.started_at,
+                "finishedAt": self.finished_at,
+            }
+            state = {"terminated": terminated}
+        return {**base, "containerID": f"process://{self.pid}", "state": state}
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid if self.popen is not None else 0
+
+
+@dataclass
+class RunningPod:
+    """A pod bound to this node: ``start()`` runs it in a thread, ``stop()`` ends it."""
+
+    pod: dict[str, Any]
+    network: PodNetwork
+    folder: Path
+    core: Any  # kubernetes.client.CoreV1Api
+    node_capacity: dict[str, str]
+    errors: list[str]
+    net: PodNet | None = None
+    init: list[Container] = field(default_factory=list)
+    containers: list[Container] = field(default_factory=list)
+    started_at: str = ""
+    finished: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _grace: float = MAX_GRACE_S
+    _failure: tuple[str, str] | None = None
+    _sent: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.pod["metadata"]["namespace"])
+
+    @property
+    def hostname(self) -> str:
+        return str(self.pod["spec"].get("hostname") or self.name)
+
+    def start(self) -> None:
+        logs = self.folder / "logs"
+        logs.mkdir(parents=True)
+        for kind, into in (("initContainers", self.init), ("containers", self.containers)):
+            into += [
+                Container(spec, logs / f"{spec['name']}.log")
+                for spec in self.pod["spec"].get(kind) or []
+            ]
+        threading.Thread(target=self._run, name=f"pod-{self.name}", daemon=True).start()
+
+    def stop(self, grace: float) -> None:
+        """Ask the pod to end (its thread stops it): SIGTERM, ``grace`` s, then SIGKILL."""
+        self._grace = min(max(grace, 0.0), MAX_GRACE_S)
+        self._stop.set()
+
+    def container(self, name: str) -> Container | None:
+        return next((c for c in self.init + self.containers if c.name == name), None)
+
+    def ready(self) -> bool:
+        return bool(self.containers) and all(c.ready for c in self.containers)
+
+    # -- the pod's life ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self.started_at = now()
+            self.net = self.network.add_pod(self.hostname)
+            self._report()
+            if self._run_init() and not self._stop.is_set():
+                for container in self.containers:
+                    self._launch(container)
+                self._report()
+                self._supervise()
+        except PodSpecError as exc:
+            for container in self.init + self.containers:
+                if container.popen is None:
+                    container.waiting = ("CreateContainerConfigError", str(exc))
+            self._report()
+            self._stop.wait()
+        except Exception:
+            self.errors.append(f"pod {self.namespace}/{self.name}: {traceback.format_exc()}")
+        finally:
+            self._kill()
+            self.finished.set()
+
+    def _run_init(self) -> bool:
+        """Run the init containers in order; False if one failed (the pod has then failed)."""
+        for container in self.init:
+            self._launch(container)
+            self._report()
+            while container.exit_code() is None:
+                if self._stop.wait(TICK_S):
+                    return False
+            if container.exit_code() != 0:
+                self._failure = ("Failed", f"init container {container.name} failed")
+                self._report()
+                self._stop.wait()
+                return False
+        return True
+
+    def _launch(self, container: Container) -> None:
+        assert self.net is not None
+        home, private_tmp = self.folder / "home", self.folder / "tmp"
+        home.mkdir(exist_ok=True)
+        private_tmp.mkdir(exist_ok=True)
+        base = {
+            "PATH": f"{Path(sys.executable).parent}:{SYSTEM_PATH}",
+            "HOME": str(home),
+            "HOSTNAME": self.hostname,
+            "LANG": "C.UTF-8",
+        }
+        pod = {**self.pod, "status": self._status()["status"]}  # fieldRefs read podIP
+        env = container_env(
+            pod, container.spec, base=base, lookup=self._lookup, node_capacity=self.node_capacity
+        )
+        argv = container_argv(container.spec, env)
+        workdir = container.spec.get("workingDir")
+        with container.log.open("ab") as out:
+            container.popen = subprocess.Popen(
+                [
+                    *("ip", "netns", "exec", self.net.netns, "unshare", "--uts"),
+                    *("sh", "-c", LAUNCH, "sh", self.hostname, str(private_tmp), *argv),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+                cwd=workdir if workdir and Path(workdir).is_dir() else home,
+            )
+        container.started_at = now()
+        probe = container.spec.get("readinessProbe")
+        if probe:
+            container.probe = Probe(probe, time.monotonic() + probe.get("initialDelaySeconds", 0))
+        else:
+            container.ready = True
+
+    def _supervise(self) -> None:
+        """Probe and watch the containers until the pod is stopped or (``Never``) all exited."""
+        never = self.pod["spec"].get("restartPolicy", "Always") == "Never"
+        while not self._stop.wait(TICK_S):
+            for container in self.containers:
+                if container.exit_code() is None and container.probe is not None:
+                    self._check(container)
+            self._report()
+            if never and all(c.exit_code() is not None for c in self.containers):
+                self._stop.wait()  # the pod has ended; it waits for its deletion
+
+    def _check(self, container: Container) -> None:
+        probe = container.probe
+        assert probe is not None
+        if time.monotonic() < probe.due:
+            return
+        probe.due = time.monotonic() + probe.period
+        if self._probe_once(container, probe.spec):
+            probe.successes, probe.failures = probe.successes + 1, 0
+            if probe.successes >= probe.spec.get("successThreshold", 1):
+                container.ready = True
+        else:
+            probe.successes, probe.failures = 0, probe.failures + 1
+            if probe.failures >= probe.spec.get("failureThreshold", 3):
+                container.ready = False
+
+    def _probe_once(self, container: Container, spec: dict[str, Any]) -> bool:
+        assert self.net is not None
+        timeout = float(spec.get("timeoutSeconds", 1))
+        if "httpGet" in spec:
+            get = spec["httpGet"]
+            port = _port(container.spec, get["port"])
+            scheme = get.get("scheme", "HTTP").lower()
+            url = f"{scheme}://{get.get('host') or self.net.address}:{port}{get.get('path', '/')}"
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as answer:
+                    return 200 <= answer.status < 400
+            except (OSError, urllib.error.URLError):
+                return False
+        if "tcpSocket" in spec:
+            port = _port(container.spec, spec["tcpSocket"]["port"])
+            try:
+                socket.create_connection((self.net.address, port), timeout=timeout).close()
+                return True
+            except OSError:
+                return False
+        if "exec" in spec:
+            argv = ["ip", "netns", "exec", self.net.netns, *spec["exec"]["command"]]
+            try:
+                return subprocess.run(argv, capture_output=True, timeout=timeout).returncode == 0
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+    def _kill(self) -> None:
+        """SIGTERM each container's group; after the grace period SIGKILL the namespace."""
+        running = [c for c in self.init + self.containers if c.exit_code() is None]
+        for container in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(container.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self._grace
+        while any(c.exit_code() is None for c in running) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for container in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(container.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                assert container.popen is not None
+                container.popen.wait(5)
+        if self.net is not None:
+            self.network.remove_pod(self.net)  # SIGKILLs whatever left its group
+        shutil.rmtree(self.folder / "tmp", ignore_errors=True)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def _status(self) -> dict[str, Any]:
+        init_done = all(c.exit_code() == 0 for c in self.init)
+        started = bool(self.containers) and all(c.popen is not None for c in self.containers)
+        codes = [c.exit_code() for c in self.containers]
+        phase = "Pending"
+        if self._failure is not None:
+            phase = "Failed"
+        elif started and None not in codes and self.pod["spec"].get("restartPolicy") == "Never":
+            phase = "Succeeded" if not any(codes) else "Failed"
+        elif started:
+            phase = "Running"
+        ready = "True" if self.ready() and phase == "Running" else "False"
+        conditions = {
+            "PodScheduled": "True",
+            "PodReadyToStartContainers": "True" if self.net is not None else "False",
+            "Initialized": "True" if init_done else "False",
+            "ContainersReady": ready,
+            "Ready": ready,
+        }
+        status: dict[str, Any] = {
+            "phase": phase,
+            "conditions": [
+                {"type": kind, "status": value, "lastTransitionTime": self.started_at}
+                for kind, value in conditions.items()
+            ],
+            "hostIP": HOST_IP,
+            "hostIPs": [{"ip": HOST_IP}],
+            "startTime": self.started_at,
+            "containerStatuses": [c.status() for c in self.containers],
+        }
+        if self.init:
+            status["initContainerStatuses"] = [c.status() for c in self.init]
+        if self.net is not None:
+            status["podIP"], status["podIPs"] = self.net.address, [{"ip": self.net.address}]
+        if self._failure is not None:
+            status["reason"], status["message"] = self._failure
+        return {"status": status}
+
+    def _report(self) -> None:
+        """Write the status through the API when it changed."""
+        from kubernetes import client
+
+        status = self._status()
+        if status == self._sent:
+            return
+        try:
+            self.core.patch_namespaced_pod_status(self.name, self.namespace, status)
+            self._sent = status
+        except client.ApiException as exc:
+            if exc.status != 404:  # a pod already gone has nothing to report to
+                self.errors.append(f"status of {self.name}: {exc.status} {exc.reason}")
+
+    def _lookup(self, kind: str, name: str) -> dict[str, str] | None:
+        from kubernetes import client
+
+        read = (
+            self.core.read_namespaced_secret
+            if kind == "secret"
+            else self.core.read_namespaced_config_map
+        )
+        try:
+            answer = read(name, self.namespace, _preload_content=False)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return json.loads(answer.data).get("data") or {}
+
+
+def _port(container: dict[str, Any], port: int | str) -> int:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int) or str(port).isdigit():
+        return int(port)
+    for declared in container.get("ports") or []:
+        if declared.get("name") == port:
+            return int(declared["containerPort"])
+    raise PodSpecError(f"container {container['name']!r} has no port named {port!r}")

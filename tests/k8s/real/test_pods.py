@@ -1,0 +1,174 @@
+"""flyray's kuberay mode end to end: the REAL operator, and pods that REALLY run (level 3).
+
+The process kubelet (``process_kubelet.py``) runs every pod of ``kuberay-pods`` as local
+processes in a network namespace of its own, so the operator's head and worker pods start
+Ray with the ``ray start`` command it generated, the workers join the head through its
+Service name, and its submitter Job runs ``ray job submit`` against the head's dashboard. The
+run store is on a path the pods see (in a real cluster: object storage).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flyray
+from flyray.executors.base import RunStatus
+from tests.k8s.real.objects import Namespace
+from tests.k8s.real.operator import PODS_NAMESPACE
+from tests.k8s.real.runs import FLYRAY, ROOT, TASKS, Recorder, only_record, run
+
+pytestmark = [pytest.mark.realkube, pytest.mark.slow]
+
+SEED = str(ROOT / "examples" / "seed.py")
+RUN_TIMEOUT_S = 300.0
+GONE_TIMEOUT_S = 60.0
+
+
+@pytest.fixture
+def pods_env(process_kubelet: Any, real_kube: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The caller's environment: the kubeconfig, and a run store the pods see."""
+    from flyray.store.runstore import RunStore
+
+    store = str(process_kubelet.shared / f"runs-{secrets.token_hex(4)}")
+    monkeypatch.setenv("KUBECONFIG", str(real_kube.kubeconfig_path))
+    monkeypatch.setenv("FLYRAY_RUN_STORE", store)
+    monkeypatch.setenv("FLYRAY_SHARED_RUN_STORE", "1")
+    return RunStore(store)
+
+
+@pytest.fixture
+def objects(kube_api: Any) -> Iterator[Namespace]:
+    yield Namespace(kube_api, PODS_NAMESPACE)
+
+
+def _flyray(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [FLYRAY, *args],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _nothing_left(objects: Namespace, kubelet: Any, pids: set[int]) -> None:
+    """No RayJob, RayCluster, Job, pod or Service in the namespace; no pod network or process."""
+
+    def left() -> list[str]:
+        found = [f"rayjob {o['metadata']['name']}" for o in objects.ray("rayjobs")]
+        found += [f"raycluster {o['metadata']['name']}" for o in objects.ray("rayclusters")]
+        found += [f"pod {o['metadata']['name']}" for o in objects.pods()]
+        found += [f"job {o['metadata']['name']}" for o in objects.jobs()]
+        found += [f"service {o['metadata']['name']}" for o in objects.services()]
+        found += [f"network namespace {name}" for name in kubelet.network.namespaces()]
+        found += [f"process {pid}" for pid in pids if _alive(pid)]
+        return found
+
+    deadline = time.monotonic() + GONE_TIMEOUT_S
+    while (remaining := left()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not remaining, f"left behind: {remaining}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _pod_pids(kubelet: Any) -> set[int]:
+    return {pid for pod in kubelet.history if pod.net is not None for pid in pod.net.pids()}
+
+
+def test_the_seed_task_returns_285_from_pods_that_really_ran(pods_env, process_kubelet, objects):
+    proc = _flyray(
+        *("run", "--mode", "kuberay", "--namespace", PODS_NAMESPACE),
+        *(SEED, "my_ray_task", "--n", "10"),
+    )
+    out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 0, err
+    assert out.strip().splitlines()[-1] == "285", out + err
+    for step in (
+        "Initializing: creating the Ray cluster",
+        "head ready, workers 2/2 ready",
+        "Running: cluster ready, job submitted",
+        "SUCCEEDED",
+        "Complete: job finished",
+    ):
+        assert step in err, err
+    lines = err.splitlines()
+    assert not [a for a, b in itertools.pairwise(lines) if a == b], err  # each state told once
+    record = only_record(pods_env)
+    assert (record.mode, record.status) == ("kuberay", RunStatus.SUCCEEDED)
+    log = pods_env.read_log(record.run_id)  # the submitter's: `ray job submit`, then its logs
+    submitted = re.search(r"Job '(\S+)' submitted successfully", log)
+    assert submitted, log
+    assert f"Job '{submitted.group(1)}' succeeded" in log, log
+
+    # what ran: a head, two workers of group cpu-workers, the submitter; each really started
+    ran = {pod.name: pod for pod in process_kubelet.history}
+    cluster = objects.ray("rayjobs")[0]["status"]["rayClusterName"]
+    heads = [n for n in ran if n.startswith(f"{cluster}-head")]
+    workers = [n for n in ran if n.startswith(f"{cluster}-cpu-workers-worker")]
+    assert len(heads) == 1 and len(workers) == 2, sorted(ran)
+    for name in heads + workers:
+        assert "Ray runtime started" in ran[name].containers[0].log.read_text(), name
+    (submitter,) = objects.jobs()
+    assert submitter["status"].get("succeeded") == 1, submitter["status"]
+
+    # the TTL keeps the finished cluster 600 s (the spec's config): cancel removes it all
+    pids = _pod_pids(process_kubelet)
+    assert pids
+    cancelled = _flyray("cancel", record.run_id)
+    _, cancel_err = cancelled.communicate(timeout=120)
+    assert cancelled.returncode == 0, cancel_err
+    _nothing_left(objects, process_kubelet, pids)
+
+
+def test_a_failing_task_ends_failed_with_its_traceback(pods_env, process_kubelet, objects):
+    recorder = Recorder()
+    with pytest.raises(flyray.TaskError) as info:
+        run("fail_remotely", 7, recorder=recorder, namespace=PODS_NAMESPACE)
+    assert "RuntimeError: failed on purpose with code 7" in str(info.value)
+    assert "AppFailed" in str(info.value)
+    assert (
+        'in fail_remotely\n    raise RuntimeError(f"failed on purpose'
+        in info.value.remote_traceback
+    )
+    record = only_record(pods_env)
+    assert record.status is RunStatus.FAILED
+    assert "Failed" in "\n".join(recorder.lines)
+    assert "failed on purpose with code 7" in pods_env.read_log(record.run_id)
+    _nothing_left(objects, process_kubelet, _pod_pids(process_kubelet))
+
+
+def test_ctrl_c_leaves_nothing_behind(pods_env, process_kubelet, objects):
+    proc = _flyray(
+        *("run", "--mode", "kuberay", "--namespace", PODS_NAMESPACE, TASKS, "sleep_long"),
+    )
+    seen = ""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not re.search(r"Ray job \S+ RUNNING", seen):
+        assert time.monotonic() < deadline and proc.poll() is None, seen
+        seen += proc.stderr.readline()
+    pids = _pod_pids(process_kubelet)
+    assert len(pids) > 5, pids  # a head's Ray: GCS, raylet, dashboard, agents, the driver
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + rest
+    assert only_record(pods_env).status is RunStatus.STOPPED
+    _nothing_left(objects, process_kubelet, pids)
