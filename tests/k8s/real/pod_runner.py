@@ -47,7 +47,7 @@ TICK_S = 0.25
 MAX_GRACE_S = 10.0
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # the hostname, then the private /tmp; then the container's command, never through a shell line
-LAUNCH = 'hostname "$1" && mount --bind "$2" /tmp && shift 2 && exec "$@"'
+LAUNCH = 'echo "$1" >/proc/sys/kernel/hostname && mount --bind "$2" /tmp && shift 2 && exec "$@"'
 
 
 def now() -> str:
