@@ -48,6 +48,8 @@ def netns_available() -> str:
     """ "" when network namespaces can be made here, else why not (for a skip reason)."""
     if shutil.which("ip") is None:
         return "no `ip` command (Debian package iproute2)"
+    if shutil.which("unshare") is None:
+        return "no `unshare` command (Debian package util-linux)"
     probe = f"{PREFIX}{os.getpid()}-probe"
     try:
         ip("netns", "add", probe)

@@ -38,6 +38,7 @@ __all__ = ["NODE", "ProcessKubelet"]
 
 NODE = "realkube-pods"
 POLL_S = 0.2
+DIR_PARENT, DIR_PREFIX = "/var/tmp", "flyray-kubelet-"  # + <pid>-<random>
 CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -51,7 +52,8 @@ class ProcessKubelet:
         self.namespace = namespace
         self.network = PodNetwork()
         # outside /tmp, which every pod replaces by its own: a run store here is shared
-        self.dir = Path(tempfile.mkdtemp(prefix="flyray-kubelet-", dir="/var/tmp"))
+        _remove_orphan_dirs()
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-", dir=DIR_PARENT))
         self.shared = self.dir / "shared"
         self.shared.mkdir()
         self.errors: list[str] = []  # failures of the kubelet itself: a test should fail
@@ -284,6 +286,14 @@ def pod_fqdn(pod: dict[str, Any]) -> list[str]:
         return []
     hostname = spec.get("hostname") or pod["metadata"]["name"]
     return [f"{hostname}.{spec['subdomain']}.{namespace}.svc.{CLUSTER_DOMAIN}"]
+
+
+def _remove_orphan_dirs() -> None:
+    """Remove the folders of kubelets whose process is gone (a killed test session)."""
+    for folder in Path(DIR_PARENT).glob(f"{DIR_PREFIX}*-*"):
+        pid = folder.name[len(DIR_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _now() -> str:
