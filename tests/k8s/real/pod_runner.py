@@ -30,22 +30,27 @@ import sys
 import threading
 import time
 import traceback
-import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tests.k8s.real.podnet import PodNet, PodNetwork
+from tests.k8s.real.podnet import PodNet, PodNetwork, write_hosts
 from tests.k8s.real.podspec import PodSpecError, container_argv, container_env
 
-__all__ = ["HOST_IP", "RunningPod"]
+__all__ = ["CLUSTER_DOMAIN", "HOST_IP", "RunningPod", "pod_fqdn"]
 
+CLUSTER_DOMAIN = "cluster.local"
 HOST_IP = "127.0.0.1"  # the node's address: the kubelet's log server listens there
 TICK_S = 0.25
 MAX_GRACE_S = 10.0
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# run as root outside the pod: found on the system's PATH, never on one a pod sets
+IP, UNSHARE, SH = (shutil.which(tool, path=SYSTEM_PATH) or tool for tool in ("ip", "unshare", "sh"))
+# probes go straight to the pod, whatever http_proxy says
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # the hostname, then the private /tmp; then the container's command, never through a shell line
 LAUNCH = 'echo "$1" >/proc/sys/kernel/hostname && mount --bind "$2" /tmp && shift 2 && exec "$@"'
 
@@ -133,7 +138,9 @@ class RunningPod:
     core: Any  # kubernetes.client.CoreV1Api
     node_capacity: dict[str, str]
     errors: list[str]
+    service_hosts: Callable[[], dict[str, list[str]]]  # the Services' names, by address
     net: PodNet | None = None
+    seen_pids: set[int] = field(default_factory=set)  # every process seen in the pod
     init: list[Container] = field(default_factory=list)
     containers: list[Container] = field(default_factory=list)
     started_at: str = ""
@@ -170,6 +177,14 @@ class RunningPod:
         self._grace = min(max(grace, 0.0), MAX_GRACE_S)
         self._stop.set()
 
+    def write_hosts(self, services: dict[str, list[str]]) -> None:
+        """The pod's ``/etc/hosts``: its own names, then the Services' (by address)."""
+        if self.net is None:
+            return
+        own = [self.hostname, *pod_fqdn(self.pod)]
+        names = {**services, self.net.address: own + services.get(self.net.address, [])}
+        write_hosts(self.net, names)
+
     def container(self, name: str) -> Container | None:
         return next((c for c in self.init + self.containers if c.name == name), None)
 
@@ -182,6 +197,7 @@ class RunningPod:
         try:
             self.started_at = now()
             self.net = self.network.add_pod(self.hostname)
+            self.write_hosts(self.service_hosts())  # before anything runs: names resolve
             self._report()
             if self._run_init() and not self._stop.is_set():
                 for container in self.containers:
@@ -206,6 +222,7 @@ class RunningPod:
             self._launch(container)
             self._report()
             while container.exit_code() is None:
+                self._note_pids()
                 if self._stop.wait(TICK_S):
                     return False
             if container.exit_code() != 0:
@@ -235,8 +252,8 @@ class RunningPod:
         with container.log.open("ab") as out:
             container.popen = subprocess.Popen(
                 [
-                    *("ip", "netns", "exec", self.net.netns, "unshare", "--uts"),
-                    *("sh", "-c", LAUNCH, "sh", self.hostname, str(private_tmp), *argv),
+                    *(IP, "netns", "exec", self.net.netns, UNSHARE, "--uts"),
+                    *(SH, "-c", LAUNCH, "sh", self.hostname, str(private_tmp), *argv),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -256,12 +273,17 @@ class RunningPod:
         """Probe and watch the containers until the pod is stopped or (``Never``) all exited."""
         never = self.pod["spec"].get("restartPolicy", "Always") == "Never"
         while not self._stop.wait(TICK_S):
+            self._note_pids()
             for container in self.containers:
                 if container.exit_code() is None and container.probe is not None:
                     self._check(container)
             self._report()
             if never and all(c.exit_code() is not None for c in self.containers):
                 self._stop.wait()  # the pod has ended; it waits for its deletion
+
+    def _note_pids(self) -> None:
+        if self.net is not None:
+            self.seen_pids.update(self.net.pids())
 
     def _check(self, container: Container) -> None:
         probe = container.probe
@@ -287,9 +309,9 @@ class RunningPod:
             scheme = get.get("scheme", "HTTP").lower()
             url = f"{scheme}://{get.get('host') or self.net.address}:{port}{get.get('path', '/')}"
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as answer:
+                with _OPENER.open(url, timeout=timeout) as answer:
                     return 200 <= answer.status < 400
-            except (OSError, urllib.error.URLError):
+            except Exception:  # refused, reset, timed out, an error status, a broken answer
                 return False
         if "tcpSocket" in spec:
             port = _port(container.spec, spec["tcpSocket"]["port"])
@@ -299,7 +321,7 @@ class RunningPod:
             except OSError:
                 return False
         if "exec" in spec:
-            argv = ["ip", "netns", "exec", self.net.netns, *spec["exec"]["command"]]
+            argv = [IP, "netns", "exec", self.net.netns, *spec["exec"]["command"]]
             try:
                 return subprocess.run(argv, capture_output=True, timeout=timeout).returncode == 0
             except subprocess.TimeoutExpired:
@@ -308,6 +330,7 @@ class RunningPod:
 
     def _kill(self) -> None:
         """SIGTERM each container's group; after the grace period SIGKILL the namespace."""
+        self._note_pids()
         running = [c for c in self.init + self.containers if c.exit_code() is None]
         for container in running:
             with contextlib.suppress(ProcessLookupError):
@@ -378,6 +401,8 @@ class RunningPod:
         except client.ApiException as exc:
             if exc.status != 404:  # a pod already gone has nothing to report to
                 self.errors.append(f"status of {self.name}: {exc.status} {exc.reason}")
+        except Exception:  # the connection: unsent, so the next tick tries again
+            return
 
     def _lookup(self, kind: str, name: str) -> dict[str, str] | None:
         from kubernetes import client
@@ -394,6 +419,15 @@ class RunningPod:
                 return None
             raise
         return json.loads(answer.data).get("data") or {}
+
+
+def pod_fqdn(pod: dict[str, Any]) -> list[str]:
+    """``<hostname>.<subdomain>.<ns>.svc.cluster.local`` for a pod with a subdomain."""
+    spec, namespace = pod["spec"], pod["metadata"]["namespace"]
+    if not spec.get("subdomain"):
+        return []
+    hostname = spec.get("hostname") or pod["metadata"]["name"]
+    return [f"{hostname}.{spec['subdomain']}.{namespace}.svc.{CLUSTER_DOMAIN}"]
 
 
 def _port(container: dict[str, Any], port: int | str) -> int:

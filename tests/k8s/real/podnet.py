@@ -22,7 +22,8 @@ import shutil
 import signal
 import subprocess
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["NetworkError", "PodNet", "PodNetwork", "netns_available"]
@@ -30,6 +31,7 @@ __all__ = ["NetworkError", "PodNet", "PodNetwork", "netns_available"]
 PREFIX = "flyrk"
 NETNS_DIR = Path("/etc/netns")
 OWNED = re.compile(rf"^{PREFIX}(\d+)")  # namespaces and links: flyrk<pid>...
+KILL_TIMEOUT_S = 10.0
 
 
 class NetworkError(RuntimeError):
@@ -66,6 +68,8 @@ class PodNet:
     netns: str
     address: str
     hosts_file: Path
+    removed: bool = False  # set (under ``lock``) before its files go
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def pids(self) -> list[int]:
         """Every process in this pod's network namespace."""
@@ -105,7 +109,7 @@ class PodNetwork:
         with self._lock:
             self._count += 1
             name = f"{self.owner}-{self._count}"
-            host_end = f"{self.owner}v{self._count}"
+            host_end = f"fk{os.getpid()}v{self._count}"  # at most 15 characters
             address = self._free.pop(0)
         pod = PodNet(name, address, NETNS_DIR / name / "hosts")
         self._pods[name] = pod
@@ -119,11 +123,13 @@ class PodNetwork:
         pod.hosts_file.parent.mkdir(parents=True, exist_ok=True)
         # only the hosts file answers; a resolver on a closed port fails lookups at once
         (pod.hosts_file.parent / "resolv.conf").write_text("nameserver 127.0.0.1\n")
-        write_hosts(pod, {address: [hostname]})
+        pod.hosts_file.write_text(hosts_text({address: [hostname]}))
         return pod
 
     def remove_pod(self, pod: PodNet) -> None:
         """SIGKILL whatever still runs in the pod's namespace, then remove the namespace."""
+        with pod.lock:
+            pod.removed = True
         _remove_netns(pod.netns)
         with self._lock:
             self._pods.pop(pod.netns, None)
@@ -141,30 +147,47 @@ class PodNetwork:
             ip("link", "del", self.bridge)
 
 
-def write_hosts(pod: PodNet, names: dict[str, list[str]]) -> None:
-    """Write the pod's hosts file IN PLACE: a running pod sees ``/etc/hosts`` change.
-
-    ``ip netns exec`` bind-mounts the file itself, so replacing it (a rename) would leave the
-    pod's processes reading the old one.
-    """
+def hosts_text(names: dict[str, list[str]]) -> str:
+    """A hosts file: localhost, then one line an address."""
     lines = ["127.0.0.1 localhost"]
     lines += [f"{address} {' '.join(hosts)}" for address, hosts in names.items()]
-    text = "\n".join(lines) + "\n"
-    with contextlib.suppress(FileNotFoundError):
-        if pod.hosts_file.read_text() == text:
+    return "\n".join(lines) + "\n"
+
+
+def write_hosts(pod: PodNet, names: dict[str, list[str]]) -> None:
+    """Rewrite the pod's hosts file IN PLACE: a running pod sees ``/etc/hosts`` change.
+
+    ``ip netns exec`` bind-mounts the file itself, so replacing it (a rename) would leave the
+    pod's processes reading the old one. A pod being removed is left alone.
+    """
+    text = hosts_text(names)
+    with pod.lock:
+        if pod.removed or pod.hosts_file.read_text() == text:
             return
-    with pod.hosts_file.open("r+" if pod.hosts_file.exists() else "w") as out:
-        out.write(text)
-        out.truncate()
+        with pod.hosts_file.open("r+") as out:
+            out.write(text)
+            out.truncate()
 
 
 def _remove_netns(name: str) -> None:
-    with contextlib.suppress(NetworkError):
-        pids = [int(pid) for pid in ip("netns", "pids", name).split()]
+    """SIGKILL every process in the namespace until none is left (one may fork meanwhile),
+    then remove it; ``NetworkError`` if processes survive (the namespace is kept, findable)."""
+    deadline = time.monotonic() + KILL_TIMEOUT_S
+    while True:
+        try:
+            pids = [int(pid) for pid in ip("netns", "pids", name).split()]
+        except NetworkError:  # no such namespace
+            break
+        if not pids:
+            with contextlib.suppress(NetworkError):
+                ip("netns", "del", name)  # its veth pair goes with it
+            break
+        if time.monotonic() > deadline:
+            raise NetworkError(f"processes {pids} of network namespace {name} survive SIGKILL")
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        ip("netns", "del", name)  # its veth pair goes with it
+        time.sleep(0.05)
     shutil.rmtree(NETNS_DIR / name, ignore_errors=True)
 
 

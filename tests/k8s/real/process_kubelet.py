@@ -31,15 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from tests.k8s.real.certs import Credentials
-from tests.k8s.real.pod_runner import HOST_IP, RunningPod
-from tests.k8s.real.podnet import PodNetwork, write_hosts
+from tests.k8s.real.pod_runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
+from tests.k8s.real.podnet import PodNetwork
 
 __all__ = ["NODE", "ProcessKubelet"]
 
 NODE = "realkube-pods"
 POLL_S = 0.2
+HANDSHAKE_TIMEOUT_S = 10.0
 DIR_PARENT, DIR_PREFIX = "/var/tmp", "flyray-kubelet-"  # + <pid>-<random>
-CLUSTER_DOMAIN = "cluster.local"
 
 
 class ProcessKubelet:
@@ -59,6 +59,7 @@ class ProcessKubelet:
         self.errors: list[str] = []  # failures of the kubelet itself: a test should fail
         self.pods: dict[str, RunningPod] = {}  # by uid, until their deletion is finished
         self.history: list[RunningPod] = []  # every pod it ran, for the tests to inspect
+        self.service_hosts: dict[str, list[str]] = {}  # the Services' names, by address
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="process-kubelet", daemon=True)
@@ -87,17 +88,19 @@ class ProcessKubelet:
         if self._stop.is_set():
             return
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(30)
-        for pod in list(self.pods.values()):
-            pod.stop(0)
-        for pod in list(self.pods.values()):
-            pod.finished.wait(30)
-        self._server.shutdown()
-        self._server.server_close()
-        self.network.close()
-        if not keep_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            if self._thread.is_alive():
+                self._thread.join(30)
+            for pod in list(self.pods.values()):
+                pod.stop(0)
+            for pod in list(self.pods.values()):
+                pod.finished.wait(30)
+            self._server.shutdown()
+            self._server.server_close()
+        finally:
+            self.network.close()  # kills whatever is left in the pods' namespaces
+            if not keep_dir:
+                shutil.rmtree(self.dir, ignore_errors=True)
 
     def find(self, namespace: str, name: str) -> RunningPod | None:
         """The newest pod of that name this kubelet ran."""
@@ -195,6 +198,7 @@ class ProcessKubelet:
             core=self.core,
             node_capacity=self.capacity,
             errors=self.errors,
+            service_hosts=lambda: self.service_hosts,
         )
         with self._lock:
             self.pods[metadata["uid"]] = running
@@ -236,11 +240,9 @@ class ProcessKubelet:
         for service in services:
             for address in service_addresses(service, pods):
                 names.setdefault(address, []).extend(service_names(service))
+        self.service_hosts = names
         for running in list(self.pods.values()):
-            if running.net is not None and not running.finished.is_set():
-                own = {running.net.address: [running.hostname, *pod_fqdn(running.pod)]}
-                merged = {**names, **{k: own[k] + names.get(k, []) for k in own}}
-                write_hosts(running.net, merged)
+            running.write_hosts(names)
 
 
 def service_names(service: dict[str, Any]) -> list[str]:
@@ -279,15 +281,6 @@ def service_addresses(service: dict[str, Any], pods: list[dict[str, Any]]) -> li
     return found
 
 
-def pod_fqdn(pod: dict[str, Any]) -> list[str]:
-    """``<hostname>.<subdomain>.<ns>.svc.cluster.local`` for a pod with a subdomain."""
-    spec, namespace = pod["spec"], pod["metadata"]["namespace"]
-    if not spec.get("subdomain"):
-        return []
-    hostname = spec.get("hostname") or pod["metadata"]["name"]
-    return [f"{hostname}.{spec['subdomain']}.{namespace}.svc.{CLUSTER_DOMAIN}"]
-
-
 def _remove_orphan_dirs() -> None:
     """Remove the folders of kubelets whose process is gone (a killed test session)."""
     for folder in Path(DIR_PARENT).glob(f"{DIR_PREFIX}*-*"):
@@ -311,6 +304,12 @@ def _log_server(kubelet: ProcessKubelet, credentials: Credentials) -> ThreadingH
     context.verify_mode = ssl.CERT_REQUIRED  # the API server's client certificate
 
     class Handler(BaseHTTPRequestHandler):
+        def setup(self) -> None:
+            self.request.settimeout(HANDSHAKE_TIMEOUT_S)
+            self.request.do_handshake()  # here, not in accept(): a silent client blocks no one
+            self.request.settimeout(None)
+            super().setup()
+
         def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             parts = url.path.strip("/").split("/")
@@ -326,6 +325,9 @@ def _log_server(kubelet: ProcessKubelet, credentials: Credentials) -> ThreadingH
             if query.get("previous") == "true":
                 self.send_error(400, f"previous terminated container {parts[3]!r} not found")
                 return
+            if container.popen is None:
+                self.send_error(400, f"container {parts[3]!r} is waiting to start")
+                return
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Connection", "close")
@@ -338,7 +340,9 @@ def _log_server(kubelet: ProcessKubelet, credentials: Credentials) -> ThreadingH
 
     server = ThreadingHTTPServer((HOST_IP, 0), Handler)
     server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.socket = context.wrap_socket(
+        server.socket, server_side=True, do_handshake_on_connect=False
+    )
     return server
 
 
