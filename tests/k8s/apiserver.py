@@ -187,6 +187,7 @@ class FakeKube:
         self._gone_below = 0
         self._gone_http = False
         self._watch_drops = 0
+        self._watch_drop_rv = 0  # the store's version at the last drop
         self._abrupt_drops = False
         self._log_drops = 0
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}  # (ns, name) -> data
@@ -269,9 +270,14 @@ class FakeKube:
     # -- faults ----------------------------------------------------------------------------------
 
     def drop_watches(self, *, abrupt: bool = False) -> None:
-        """End every open watch stream now: cleanly (as on a server timeout) or by a reset."""
+        """End every open watch stream now: cleanly (as on a server timeout) or by a reset.
+
+        A dropped stream carries no event that happened after the drop, however late its
+        thread wakes: the client must resume to see them.
+        """
         with self.store.changed:
             self._watch_drops += 1
+            self._watch_drop_rv = self.store.rv
             self._abrupt_drops = abrupt
             self.store.changed.notify_all()
 
@@ -829,6 +835,8 @@ class FakeKube:
                 events = store.events_after(last)
                 lost = store.compacted > last
                 dropped, abrupt = self._watch_drops != drops, self._abrupt_drops
+                if dropped:
+                    events = [event for event in events if event.rv <= self._watch_drop_rv]
             if lost:  # this watch fell behind the history: the client must list again
                 h.send_line(_error_event(f"too old resource version: {last} ({store.compacted})"))
                 h.end_stream()
