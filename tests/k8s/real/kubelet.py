@@ -15,7 +15,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["NODE", "StatusKubelet"]
+__all__ = ["NODE", "StatusKubelet", "bind"]
 
 NODE = "realkube-node"
 POD_IP = "127.0.0.1"
@@ -86,14 +86,19 @@ class StatusKubelet:
             self.started.add(f"{name}/{pod.metadata.uid}")
 
     def _bind(self, name: str) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {"name": name},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
-        }
-        # not parsed into models: the client's V1Binding cannot read the Status that comes back
-        self.core.create_namespaced_pod_binding(name, self.namespace, body, _preload_content=False)
+        bind(self.core, self.namespace, name, NODE)
+
+
+def bind(core: Any, namespace: str, pod: str, node: str) -> None:
+    """Bind ``pod`` to ``node`` (``pods/binding``), as the scheduler does."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": pod},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    }
+    # not parsed into models: the client's V1Binding cannot read the Status that comes back
+    core.create_namespaced_pod_binding(pod, namespace, body, _preload_content=False)
 
 
 def running_status(pod: Any) -> dict[str, Any]:

@@ -26,6 +26,11 @@ __all__ = ["PodSpecError", "container_argv", "container_env", "expand"]
 Lookup = Callable[[str, str], Mapping[str, str] | None]
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _LABEL = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
+# (kind, its field in envFrom, its field in valueFrom)
+_SOURCES = (
+    ("secret", "secretRef", "secretKeyRef"),
+    ("configmap", "configMapRef", "configMapKeyRef"),
+)
 
 
 class PodSpecError(ValueError):
@@ -65,7 +70,7 @@ def container_env(
     env = dict(base)
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
-        for kind, field in (("secret", "secretRef"), ("configmap", "configMapRef")):
+        for kind, field, _ in _SOURCES:
             if field in source:
                 ref = source[field]
                 data = _data(kind, ref["name"], lookup, optional=ref.get("optional", False))
@@ -93,7 +98,7 @@ def _value_from(
         return _field(pod, source["fieldRef"]["fieldPath"])
     if "resourceFieldRef" in source:
         return _resource(pod, container, source["resourceFieldRef"], capacity)
-    for kind, field in (("secret", "secretKeyRef"), ("configmap", "configMapKeyRef")):
+    for kind, _, field in _SOURCES:
         if field in source:
             ref = source[field]
             optional = ref.get("optional", False)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.k8s.real.certs import Credentials
+from tests.k8s.real.kubelet import bind
 from tests.k8s.real.pod_runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
 from tests.k8s.real.podnet import PodNetwork
 
@@ -225,14 +226,7 @@ class ProcessKubelet:
                 raise
 
     def _bind(self, name: str) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {"name": name},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
-        }
-        # not parsed into models: the client's V1Binding cannot read the Status that comes back
-        self.core.create_namespaced_pod_binding(name, self.namespace, body, _preload_content=False)
+        bind(self.core, self.namespace, name, NODE)
 
     def _write_hosts(self, pods: list[dict[str, Any]], services: list[dict[str, Any]]) -> None:
         """Each running pod's ``/etc/hosts``: its own name, and every Service's names."""
