@@ -115,6 +115,18 @@ def test_old_kuberay_gets_the_base64_runtime_env(project, store_dir):
     assert "runtimeEnv" in spec and "runtimeEnvYAML" not in spec
 
 
+def test_kuberay_version_from_flag_setting_or_default(project, store_dir, monkeypatch):
+    def cluster(*args: str) -> dict:
+        result = render(project, store_dir, *args)
+        assert result.exit_code == 0, result.output
+        return yaml.safe_load(result.stdout)["spec"]["rayClusterSpec"]
+
+    assert cluster()["authOptions"] == {"mode": "token"}  # 1.7.0: Ray token authentication
+    monkeypatch.setenv("FLYRAY_KUBERAY_VERSION", "1.5.0")
+    assert "authOptions" not in cluster()  # KubeRay 1.5 has no authOptions
+    assert cluster("--kuberay-version", "1.6.0")["authOptions"] == {"mode": "token"}
+
+
 def test_image_from_flag_settings_or_default(project, store_dir, monkeypatch):
     def image() -> str:
         spec = yaml.safe_load(render(project, store_dir, *args).stdout)["spec"]

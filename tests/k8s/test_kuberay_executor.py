@@ -92,6 +92,38 @@ def test_translate_connection_errors_and_others():
     assert not is_transient(ValueError("a bug"))
 
 
+def test_an_unknown_field_of_a_newer_kuberay_says_how_to_write_for_an_older_one():
+    message = '.spec.rayClusterSpec: unknown field "spec.rayClusterSpec.authOptions"'
+    error = translate(_api_error(400, "Bad Request", message), what="create RayJob ns/x")
+    assert str(error).startswith("could not create RayJob ns/x: the API server rejected it: ")
+    assert "KubeRay added spec.rayClusterSpec.authOptions in 1.6.0" in str(error)
+    assert "FLYRAY_KUBERAY_VERSION, --kuberay-version" in str(error)
+    other = translate(_api_error(400, "Bad Request", 'unknown field "spec.nodeSelektor"'), what="x")
+    assert "kuberay_version" not in str(other)
+
+
+def test_the_dashboard_line_says_where_the_token_of_the_cluster_is():
+    running = {
+        **_rayjob("Running", rayClusterName="env-task-r01-abcde", dashboardURL="h:8265"),
+        "spec": {"rayClusterSpec": {"authOptions": {"mode": "token"}}},
+    }
+    line = progress(None, Snapshot.of(running), elapsed=1.0)[-1]
+    assert line.endswith(
+        "; it asks for the cluster's token: `kubectl get secret -n ml env-task-r01-abcde -o "
+        "jsonpath='{.data.auth_token}' | base64 -d`"
+    ), line
+    assert "token" not in progress(None, Snapshot.of({**running, "spec": {}}), elapsed=1.0)[-1]
+
+
+def test_the_auth_secret_is_named_as_kuberay_shortens_the_cluster_name():
+    from flyray.executors.kube.status import auth_secret
+
+    assert auth_secret("short-abcde") == "short-abcde"
+    long = "abc-" + "d" * 43 + "-abcde"  # a RayJob name of 47 characters, KubeRay's 6 more
+    assert auth_secret(long) == "r" + long[4:]  # the last 50, the leading "-" made "r"
+    assert auth_secret("d" * 44 + "-abcde") == "d" * 44 + "-abcde"
+
+
 def test_server_message_and_retry_delay():
     from flyray.executors.kube.errors import MAX_DELAY_S, retry_delay, server_message
 

@@ -730,3 +730,12 @@ def test_secrets_are_references_on_every_ray_container_and_the_submitter() -> No
         assert container["env"] == expected
     assert submitter["image"] == IMAGE
     assert "submitterPodTemplate" not in rendered("spec_example")["spec"]
+
+
+def test_ray_token_authentication_where_kuberay_and_ray_have_it() -> None:
+    task, _ = spec_example()
+    cluster = render(task)["spec"]["rayClusterSpec"]
+    assert cluster["authOptions"] == {"mode": "token"}  # KubeRay makes and hands out the token
+    assert "authOptions" not in render(task, kuberay_version="1.5.0")["spec"]["rayClusterSpec"]
+    assert "authOptions" not in render(task, ray_version="2.51.0")["spec"]["rayClusterSpec"]
+    assert render(task, ray_version="2.52.0")["spec"]["rayClusterSpec"]["authOptions"]

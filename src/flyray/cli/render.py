@@ -10,7 +10,7 @@ from flyray.config.settings import Settings
 from flyray.errors import FlyrayError
 from flyray.executors.base import new_run_id
 from flyray.executors.render import render_kube_manifest
-from flyray.manifest.rayjob import LATEST_KUBERAY_VERSION, dump_json, dump_yaml
+from flyray.manifest.rayjob import dump_json, dump_yaml
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
@@ -22,14 +22,17 @@ def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, 
     """Render the manifest a run of ``task`` would create and print it; ``kwargs`` are unused."""
     try:
         settings = Settings.load(
-            overrides={"run_store": options["run_store"], "image": options["image"]}
+            overrides={
+                "run_store": options["run_store"],
+                "image": options["image"],
+                "kuberay_version": options["kuberay_version"],
+            }
         )
         manifest = render_kube_manifest(
             task,
             run_id=options["run_id"] or new_run_id(),
             store=RunStore(settings.run_store_path()),
             settings=settings,
-            kuberay_version=options["kuberay_version"],
         )
     except FlyrayError as exc:
         fail(exc)
@@ -50,9 +53,7 @@ def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, 
 @click.option(
     "--kuberay-version",
     metavar="X.Y.Z",
-    default=LATEST_KUBERAY_VERSION,
-    show_default=True,
-    help="The KubeRay operator to write for (older ones read other fields).",
+    help="The KubeRay operator to write for [default: the `kuberay_version` setting, 1.7.0].",
 )
 @click.option(
     "--image",
@@ -62,7 +63,11 @@ def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, 
 @run_store_option
 @click.option("--run-id", default=None, help="The run's id [default: a new one].")
 def render(
-    output: str, kuberay_version: str, image: str | None, run_store: str | None, run_id: str | None
+    output: str,
+    kuberay_version: str | None,
+    image: str | None,
+    run_store: str | None,
+    run_id: str | None,
 ) -> None:
     """Print the RayJob manifest a run of TASK from FILE would create.
 

@@ -27,6 +27,7 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
             address=options["address"],
             namespace=options["namespace"],
             context=options["context"],
+            kuberay_version=options["kuberay_version"],
             shared_run_store=True if options["shared_run_store"] else None,
             detach=options["detach"],
             skip_version_check=options["skip_version_check"],
@@ -88,6 +89,11 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
     "--namespace", help="kuberay mode: the namespace [default: the kubeconfig context's]."
 )
 @click.option("--context", help="kuberay mode: the kubeconfig context [default: the current one].")
+@click.option(
+    "--kuberay-version",
+    metavar="X.Y.Z",
+    help="kuberay mode: the KubeRay operator installed [default: the setting, 1.7.0].",
+)
 @click.option(
     "--shared-run-store",
     is_flag=True,

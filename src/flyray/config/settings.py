@@ -18,6 +18,7 @@ from flyray.errors import ConfigError
 __all__ = [
     "DEFAULT_CLUSTERS_DIR",
     "DEFAULT_CLUSTER_IDLE_TIMEOUT",
+    "DEFAULT_KUBERAY_VERSION",
     "DEFAULT_RUN_STORE",
     "Settings",
     "find_pyproject",
@@ -26,6 +27,7 @@ __all__ = [
 DEFAULT_RUN_STORE = "~/.flyray/runs"
 DEFAULT_CLUSTERS_DIR = "~/.flyray/clusters"
 DEFAULT_CLUSTER_IDLE_TIMEOUT = 1800.0  # seconds: a warm cluster nobody uses for 30 min stops
+DEFAULT_KUBERAY_VERSION = "1.7.0"  # the newest KubeRay release flyray writes RayJobs for
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 _FLAGS = ("shared_run_store",)  # yes/no settings
@@ -52,6 +54,7 @@ class Settings:
     shared_run_store: bool = False
     clusters_dir: str = DEFAULT_CLUSTERS_DIR
     cluster_idle_timeout: float = DEFAULT_CLUSTER_IDLE_TIMEOUT
+    kuberay_version: str = DEFAULT_KUBERAY_VERSION
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from flyray.config.settings import Settings
-from flyray.manifest.rayjob import LATEST_KUBERAY_VERSION
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
@@ -28,11 +27,12 @@ def render_for_run(
     store: RunStore,
     settings: Settings,
     namespace: str | None = None,
-    kuberay_version: str = LATEST_KUBERAY_VERSION,
+    kuberay_version: str | None = None,
 ) -> dict[str, Any]:
     """Store the code bundle of ``task`` in ``store``; the RayJob that runs it as ``run_id``.
 
-    ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there).
+    ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there);
+    ``kuberay_version`` (default: the setting) picks the fields written.
     """
     from flyray.manifest.images import default_image, ray_version
     from flyray.manifest.rayjob import render_rayjob
@@ -45,7 +45,7 @@ def render_for_run(
         image=settings.image or default_image(),
         working_dir=bundle.uri,
         namespace=namespace,
-        kuberay_version=kuberay_version,
+        kuberay_version=kuberay_version or settings.kuberay_version,
         ray_version=ray_version(),
     )
 
@@ -57,7 +57,7 @@ def render_kube_manifest(
     store: RunStore,
     settings: Settings,
     namespace: str | None = None,
-    kuberay_version: str = LATEST_KUBERAY_VERSION,
+    kuberay_version: str | None = None,
 ) -> dict[str, Any]:
     """What kuberay mode creates for ``task``: its RayJob, or with an address, a batch Job."""
     from flyray.manifest.images import default_image

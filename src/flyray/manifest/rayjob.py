@@ -21,6 +21,7 @@ from typing import Any
 
 from flyray.config.names import dns1123_name
 from flyray.config.secrets import Secret
+from flyray.config.settings import DEFAULT_KUBERAY_VERSION
 from flyray.errors import ConfigError, ManifestError
 from flyray.task.base import FunctionTask
 
@@ -37,7 +38,7 @@ __all__ = [
     "task_label",
 ]
 
-LATEST_KUBERAY_VERSION = "1.7.0"
+LATEST_KUBERAY_VERSION = DEFAULT_KUBERAY_VERSION
 
 API_VERSION = "ray.io/v1"
 KIND = "RayJob"
@@ -51,6 +52,8 @@ _SINCE_RUNTIME_ENV_YAML = (1, 1, 0)  # and the base64 ``runtimeEnv`` is gone fro
 _SINCE_ACTIVE_DEADLINE = (1, 1, 0)
 _SINCE_BACKOFF_LIMIT = (1, 2, 0)
 _SINCE_PRE_RUNNING_DEADLINE = (1, 6, 0)
+_SINCE_AUTH_OPTIONS = (1, 6, 0)  # rayClusterSpec.authOptions: Ray token authentication
+_RAY_TOKEN_AUTH = (2, 52, 0)  # the first Ray with token authentication (KubeRay checks it)
 
 _HASH_LENGTH = 8
 _MIN_LABEL_LENGTH = 14  # room for "e-t-" and a hash
@@ -113,6 +116,7 @@ def render_rayjob(
         ray_version=ray_version,
         secrets=task.env.secrets,
     )
+    cluster.update(_auth_fields(version, ray_version))
     spec: dict[str, Any] = {
         "entrypoint": _entrypoint(entrypoint),
         "rayClusterSpec": cluster,
@@ -187,6 +191,22 @@ def _cluster_spec(
             ray_container.pop("ports", None)  # KubeRay then uses its default ports
     _ensure_dashboard_port(head)
     return cluster
+
+
+def _auth_fields(version: tuple[int, ...], ray_version: str) -> dict[str, Any]:
+    """Ray token authentication, where KubeRay and Ray both have it.
+
+    KubeRay then makes a Secret with a random token (named after the RayCluster, key
+    ``auth_token``) and gives ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN`` to every Ray
+    container and the submitter, and uses the token itself. Without it, ``ray start`` in a pod
+    leaves the cluster open to anyone who reaches its ports, whatever Ray's default elsewhere.
+    """
+    ray = _VERSION.match(ray_version)
+    if version < _SINCE_AUTH_OPTIONS or ray is None:
+        return {}
+    if tuple(int(part or 0) for part in ray.groups()) < _RAY_TOKEN_AUTH:
+        return {}
+    return {"authOptions": {"mode": "token"}}
 
 
 def _add_secret_env(container: dict[str, Any], secrets: Sequence[Secret]) -> None:

@@ -50,17 +50,22 @@ class Namespace:
     def jobs(self, selector: str = "") -> list[dict[str, Any]]:
         return self._items(self.batch.list_namespaced_job, selector)
 
+    def secrets(self, selector: str = "") -> list[dict[str, Any]]:
+        return self._items(self.core.list_namespaced_secret, selector)
+
     def _items(self, list_fn: Callable[..., Any], selector: str) -> list[dict[str, Any]]:
         return _json(list_fn(self.name, label_selector=selector, _preload_content=False))["items"]
 
     def everything(self) -> dict[str, list[str]]:
-        """Names of every RayJob, RayCluster, pod, Service and batch Job here (none: {})."""
+        """Names of every RayJob, RayCluster, pod, Service and batch Job here, and of the
+        Secrets KubeRay made for a cluster (none: {})."""
         found = {
             "rayjobs": self.ray("rayjobs"),
             "rayclusters": self.ray("rayclusters"),
             "pods": self.pods(),
             "services": self.services(),
             "jobs": self.jobs(),
+            "secrets": self.secrets("ray.io/cluster"),
         }
         return {
             kind: [item["metadata"]["name"] for item in items]

@@ -10,6 +10,7 @@ removes all of it. No pod really runs (level 3), so the Ray job never starts.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Iterator
@@ -164,6 +165,13 @@ def test_the_raycluster_is_flyrays_rayclusterspec(launched: Launched) -> None:
     assert rayjob["metadata"]["finalizers"] == ["ray.io/rayjob-finalizer"]
     # no pod is Ready: no submitter yet
     assert launched.objects.jobs() == []
+    # flyray asked for Ray token authentication: the operator made the cluster's token
+    assert cluster["spec"]["authOptions"] == {"mode": "token"}
+    (secret,) = launched.objects.secrets(f"ray.io/cluster={launched.cluster}")
+    assert secret["metadata"]["name"] == snapshot.cluster
+    assert len(base64.b64decode(secret["data"]["auth_token"])) >= 32
+    (owner,) = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("RayCluster", _uid(cluster), True)
 
 
 def test_the_head_pod_runs_flyrays_ray_container(launched: Launched) -> None:
@@ -192,6 +200,7 @@ def test_the_head_pod_runs_flyrays_ray_container(launched: Launched) -> None:
     name, key, variable = SECRET
     assert env[variable]["valueFrom"] == {"secretKeyRef": {"name": name, "key": key}}
     assert env["RAY_ADDRESS"]["value"] == "127.0.0.1:6379"
+    _assert_token_env(env, launched.cluster)
     assert env["RAY_CLUSTER_NAME"]["valueFrom"]["fieldRef"]["fieldPath"].endswith(
         "['ray.io/cluster']"
     )
@@ -227,6 +236,9 @@ def test_the_worker_pod_runs_flyrays_ray_container(launched: Launched) -> None:
     name, key, variable = SECRET
     env = {entry["name"]: entry for entry in ray["env"]}
     assert env[variable]["valueFrom"] == {"secretKeyRef": {"name": name, "key": key}}
+    _assert_token_env(env, launched.cluster)
+    (wait,) = pod["spec"]["initContainers"]  # it asks the GCS, which wants the token too
+    _assert_token_env({entry["name"]: entry for entry in wait["env"]}, launched.cluster)
     # flyray's /dev/shm (shm="256Mi") is kept; the operator adds none of its own
     assert [m["mountPath"] for m in ray["volumeMounts"]].count("/dev/shm") == 1
     mounts = _mounts(ray)
@@ -291,6 +303,7 @@ def test_ready_pods_get_the_submitter_job(launched: Launched, status_kubelet: An
     assert env["RAY_JOB_SUBMISSION_ID"]["value"] == now.job_id
     assert env["RAY_DASHBOARD_ADDRESS"]["value"] == now.dashboard
     assert env["PYTHONUNBUFFERED"]["value"] == "1"
+    _assert_token_env(env, launched.cluster)  # `ray job submit` sends it
 
     # the command: flyray's entrypoint, pasted after "--" into a bash line
     assert submitter["command"] == ["/bin/bash", "-ce", "--"]
@@ -332,6 +345,16 @@ def test_a_foreground_delete_removes_everything(
 
 
 # --- helpers ----------------------------------------------------------------------------
+
+
+def _assert_token_env(env: dict[str, Any], cluster: str) -> None:
+    """flyray's ``authOptions: {mode: token}`` became Ray's token variables, from the Secret
+    the operator made (named as flyray's dashboard hint names it)."""
+    from flyray.executors.kube.status import auth_secret
+
+    assert env["RAY_AUTH_MODE"]["value"] == "token"
+    secret_ref = {"name": auth_secret(cluster), "key": "auth_token"}
+    assert env["RAY_AUTH_TOKEN"]["valueFrom"] == {"secretKeyRef": secret_ref}
 
 
 def _uid(obj: dict[str, Any]) -> str:

@@ -3,12 +3,14 @@
 The process kubelet (``process_kubelet.py``) runs every pod of ``kuberay-pods`` as local
 processes in a network namespace of its own, so the operator's head and worker pods start
 Ray with the ``ray start`` command it generated, the workers join the head through its
-Service name, and its submitter Job runs ``ray job submit`` against the head's dashboard. The
-run store is on a path the pods see (in a real cluster: object storage).
+Service name, and its submitter Job runs ``ray job submit`` against the head's dashboard, all
+with the Ray auth token the operator made for the cluster. The run store is on a path the pods
+see (in a real cluster: object storage).
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import re
@@ -16,6 +18,8 @@ import secrets
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from tests.k8s.real.objects import Namespace
 from tests.k8s.real.operator import PODS_NAMESPACE
 from tests.k8s.real.runs import FLYRAY, ROOT, TASKS, Recorder, only_record, run
 
-pytestmark = [pytest.mark.realkube, pytest.mark.slow]
+pytestmark = [pytest.mark.realkube, pytest.mark.slow, pytest.mark.timeout(600)]
 
 SEED = str(ROOT / "examples" / "seed.py")
 RUN_TIMEOUT_S = 300.0
@@ -48,19 +52,42 @@ def pods_env(process_kubelet: Any, real_kube: Any, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.fixture
-def objects(kube_api: Any) -> Iterator[Namespace]:
-    yield Namespace(kube_api, PODS_NAMESPACE)
+def objects(kube_api: Any, real_kube: Any, process_kubelet: Any) -> Iterator[Namespace]:
+    """The namespace; afterwards the kubelet has met no error, and a failed test's RayJobs go."""
+    from flyray.executors.kube.session import RAYJOBS, KubeSession
+
+    errors = len(process_kubelet.errors)
+    namespace = Namespace(kube_api, PODS_NAMESPACE)
+    yield namespace
+    for rayjob in namespace.ray("rayjobs"):  # nothing, unless the test failed half-way
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("KUBECONFIG", str(real_kube.kubeconfig_path))
+            KubeSession(namespace=PODS_NAMESPACE).delete(RAYJOBS, rayjob["metadata"]["name"])
+    assert process_kubelet.errors[errors:] == [], "the process kubelet failed"
 
 
-def _flyray(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [FLYRAY, *args],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@pytest.fixture
+def flyray_cli() -> Iterator[Any]:
+    """Starts ``flyray ARGS`` with pipes; whatever still runs at the end is killed."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [FLYRAY, *args],
+            cwd=ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def _nothing_left(objects: Namespace, kubelet: Any, pids: set[int]) -> None:
@@ -82,6 +109,17 @@ def _nothing_left(objects: Namespace, kubelet: Any, pids: set[int]) -> None:
     assert not remaining, f"left behind: {remaining}"
 
 
+def _get(url: str, *, token: str | None = None) -> int:
+    """The HTTP status of GET ``url`` (straight, whatever http_proxy says)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -91,11 +129,14 @@ def _alive(pid: int) -> bool:
 
 
 def _pod_pids(kubelet: Any) -> set[int]:
-    return {pid for pod in kubelet.history if pod.net is not None for pid in pod.net.pids()}
+    """Every process the kubelet saw in any pod so far."""
+    return {pid for pod in kubelet.history for pid in pod.seen_pids}
 
 
-def test_the_seed_task_returns_285_from_pods_that_really_ran(pods_env, process_kubelet, objects):
-    proc = _flyray(
+def test_the_seed_task_returns_285_from_pods_that_really_ran(
+    pods_env, process_kubelet, objects, flyray_cli
+):
+    proc = flyray_cli(
         *("run", "--mode", "kuberay", "--namespace", PODS_NAMESPACE),
         *(SEED, "my_ray_task", "--n", "10"),
     )
@@ -121,7 +162,8 @@ def test_the_seed_task_returns_285_from_pods_that_really_ran(pods_env, process_k
 
     # what ran: a head, two workers of group cpu-workers, the submitter; each really started
     ran = {pod.name: pod for pod in process_kubelet.history}
-    cluster = objects.ray("rayjobs")[0]["status"]["rayClusterName"]
+    (rayjob,) = objects.ray("rayjobs", f"flyray.io/run-id={record.run_id}")
+    cluster = rayjob["status"]["rayClusterName"]
     heads = [n for n in ran if n.startswith(f"{cluster}-head")]
     workers = [n for n in ran if n.startswith(f"{cluster}-cpu-workers-worker")]
     assert len(heads) == 1 and len(workers) == 2, sorted(ran)
@@ -130,10 +172,19 @@ def test_the_seed_task_returns_285_from_pods_that_really_ran(pods_env, process_k
     (submitter,) = objects.jobs()
     assert submitter["status"].get("succeeded") == 1, submitter["status"]
 
+    # the kept cluster asks for its token (flyray's authOptions): without it Ray says no
+    (head,) = [ran[name] for name in heads]
+    (secret,) = objects.secrets(f"ray.io/cluster={cluster}")
+    token = base64.b64decode(secret["data"]["auth_token"]).decode()
+    jobs_url = f"http://{head.net.address}:8265/api/jobs/"
+    assert _get(jobs_url) == 401
+    assert _get(jobs_url, token=token) == 200
+    assert _get(jobs_url, token="not-" + token) in (401, 403)
+
     # the TTL keeps the finished cluster 600 s (the spec's config): cancel removes it all
     pids = _pod_pids(process_kubelet)
     assert pids
-    cancelled = _flyray("cancel", record.run_id)
+    cancelled = flyray_cli("cancel", record.run_id)
     _, cancel_err = cancelled.communicate(timeout=120)
     assert cancelled.returncode == 0, cancel_err
     _nothing_left(objects, process_kubelet, pids)
@@ -156,8 +207,8 @@ def test_a_failing_task_ends_failed_with_its_traceback(pods_env, process_kubelet
     _nothing_left(objects, process_kubelet, _pod_pids(process_kubelet))
 
 
-def test_ctrl_c_leaves_nothing_behind(pods_env, process_kubelet, objects):
-    proc = _flyray(
+def test_ctrl_c_leaves_nothing_behind(pods_env, process_kubelet, objects, flyray_cli):
+    proc = flyray_cli(
         *("run", "--mode", "kuberay", "--namespace", PODS_NAMESPACE, TASKS, "sleep_long"),
     )
     seen = ""

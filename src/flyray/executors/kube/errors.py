@@ -84,6 +84,22 @@ def server_message(exc: BaseException) -> str:
     return str(getattr(exc, "reason", None) or exc).strip() or type(exc).__name__
 
 
+# fields flyray writes by default that an older KubeRay's CRD does not have: (field, since)
+_NEWER_FIELDS = (("spec.rayClusterSpec.authOptions", "1.6.0"),)
+
+
+def _version_hint(message: str) -> str:
+    """For an unknown field that only a newer KubeRay has: how to write for the one installed."""
+    for name, since in _NEWER_FIELDS:
+        if f'unknown field "{name}"' in message:
+            return (
+                f"; KubeRay added {name} in {since}: upgrade KubeRay, or set the "
+                "kuberay_version setting (FLYRAY_KUBERAY_VERSION, --kuberay-version) to the "
+                "version installed"
+            )
+    return ""
+
+
 def translate(
     exc: BaseException, *, what: str, server: str | None = None, attempts: int = 1
 ) -> FlyrayError | None:
@@ -110,7 +126,9 @@ def translate(
                 f"({message}); try again later"
             )
         if status in (400, 422):
-            return SubmissionError(f"could not {what}: the API server rejected it: {message}")
+            return SubmissionError(
+                f"could not {what}: the API server rejected it: {message}{_version_hint(message)}"
+            )
         hint = _HINTS.get(status)
         return SubmissionError(
             f"could not {what}: {hint} ({label}: {message})"

@@ -62,11 +62,13 @@ class Snapshot:
     desired_workers: int = 0
     failed: int = 0
     succeeded: int = 0
+    token_auth: bool = False  # its cluster asks for a Ray auth token (authOptions)
 
     @classmethod
     def of(cls, rayjob: dict[str, Any]) -> Snapshot:
         """The snapshot of a RayJob object (a dict, as the API server sends it)."""
         metadata, status = rayjob.get("metadata") or {}, rayjob.get("status") or {}
+        cluster_spec = (rayjob.get("spec") or {}).get("rayClusterSpec") or {}
         head_ready, ready_workers, desired_workers = readiness(status.get("rayClusterStatus"))
         return cls(
             name=metadata.get("name", ""),
@@ -83,6 +85,7 @@ class Snapshot:
             desired_workers=desired_workers,
             failed=int(status.get("failed") or 0),
             succeeded=int(status.get("succeeded") or 0),
+            token_auth=(cluster_spec.get("authOptions") or {}).get("mode") == "token",
         )
 
     @property
@@ -175,10 +178,23 @@ def dashboard_line(snapshot: Snapshot) -> str:
         if snapshot.cluster
         else "kubectl port-forward to the head service's port 8265"
     )
-    return (
+    line = (
         f"Ray dashboard: http://{snapshot.dashboard} (inside the cluster); from here run "
         f"`{forward}` and open http://localhost:8265"
     )
+    if snapshot.token_auth and snapshot.cluster:
+        line += (
+            f"; it asks for the cluster's token: `kubectl get secret -n {snapshot.namespace} "
+            f"{auth_secret(snapshot.cluster)} -o jsonpath='{{.data.auth_token}}' | base64 -d`"
+        )
+    return line
+
+
+def auth_secret(cluster: str) -> str:
+    """The Secret KubeRay keeps a cluster's token in: the cluster's name, as its ``CheckName``
+    shortens it (the last 50 characters, a leading digit or punctuation made ``r``)."""
+    name = cluster[-50:]
+    return "r" + name[1:] if name and not name[0].isalpha() else name
 
 
 def explain(snapshot: Snapshot, *, spec: dict[str, Any]) -> str:
