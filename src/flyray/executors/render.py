@@ -27,12 +27,11 @@ def render_for_run(
     store: RunStore,
     settings: Settings,
     namespace: str | None = None,
-    kuberay_version: str | None = None,
 ) -> dict[str, Any]:
     """Store the code bundle of ``task`` in ``store``; the RayJob that runs it as ``run_id``.
 
-    ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there);
-    ``kuberay_version`` (default: the setting) picks the fields written.
+    ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there); the
+    ``kuberay_version`` setting picks the fields written.
     """
     from flyray.manifest.images import default_image, ray_version
     from flyray.manifest.rayjob import render_rayjob
@@ -45,7 +44,7 @@ def render_for_run(
         image=settings.image or default_image(),
         working_dir=bundle.uri,
         namespace=namespace,
-        kuberay_version=kuberay_version or settings.kuberay_version,
+        kuberay_version=settings.kuberay_version,
         ray_version=ray_version(),
     )
 
@@ -57,7 +56,6 @@ def render_kube_manifest(
     store: RunStore,
     settings: Settings,
     namespace: str | None = None,
-    kuberay_version: str | None = None,
 ) -> dict[str, Any]:
     """What kuberay mode creates for ``task``: its RayJob, or with an address, a batch Job."""
     from flyray.manifest.images import default_image
@@ -70,7 +68,6 @@ def render_kube_manifest(
             store=store,
             settings=settings,
             namespace=namespace,
-            kuberay_version=kuberay_version,
         )
     _, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=True)
     image = settings.image or default_image()
