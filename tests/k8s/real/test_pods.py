@@ -91,7 +91,8 @@ def flyray_cli() -> Iterator[Any]:
 
 
 def _nothing_left(objects: Namespace, kubelet: Any, pids: set[int]) -> None:
-    """No RayJob, RayCluster, Job, pod or Service in the namespace; no pod network or process."""
+    """No RayJob, RayCluster, Job, pod, Service or cluster Secret in the namespace; no pod
+    network namespace or process."""
 
     def left() -> list[str]:
         found = [f"rayjob {o['metadata']['name']}" for o in objects.ray("rayjobs")]
@@ -99,6 +100,7 @@ def _nothing_left(objects: Namespace, kubelet: Any, pids: set[int]) -> None:
         found += [f"pod {o['metadata']['name']}" for o in objects.pods()]
         found += [f"job {o['metadata']['name']}" for o in objects.jobs()]
         found += [f"service {o['metadata']['name']}" for o in objects.services()]
+        found += [f"secret {o['metadata']['name']}" for o in objects.secrets("ray.io/cluster")]
         found += [f"network namespace {name}" for name in kubelet.network.namespaces()]
         found += [f"process {pid}" for pid in pids if _alive(pid)]
         return found
