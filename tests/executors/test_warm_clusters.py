@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,15 +185,7 @@ def test_idle_timeout_stops_an_unused_cluster(home):
 
 def test_a_dead_cluster_up_is_cleaned_up_by_the_next_command(home):
     """`flyray cluster up` killed while its nodes start: they are found by their temp dir."""
-    root = Path(tempfile.mkdtemp(prefix="fwt-", dir="/tmp"))
-    cluster = LocalRayCluster(
-        NodeSpec(name="head", head=True, num_cpus=1),
-        root=root,
-        dashboard=False,
-        client_server=False,
-    )
-    cluster.start()
-    cluster.detach()
+    root, _ = _started_head()
     dead = Process(pid=2**22 + 1, start=1)  # above Linux's default pid_max: never running
     entry = WarmCluster("half-up", {}, "x.py t", 60.0, dead, temp_dir=str(root))
     with registry(home).locked():
@@ -206,6 +199,14 @@ def test_a_dead_cluster_up_is_cleaned_up_by_the_next_command(home):
 
 def test_a_keeper_killed_as_it_starts_still_stops_its_cluster():
     """SIGTERM right after start_reaper: it is held until the handler is set, then honoured."""
+    root, leaders = _started_head()
+    pid = start_reaper(leaders=leaders, temp_dir=root, after=600)
+    os.kill(pid, signal.SIGTERM)
+    assert wait_until_gone(str(root)) == [] and not root.exists()
+
+
+def _started_head() -> tuple[Path, Any]:
+    """A one-node Ray cluster in a temp dir of its own, started and detached (no owner)."""
     root = Path(tempfile.mkdtemp(prefix="fwt-", dir="/tmp"))
     cluster = LocalRayCluster(
         NodeSpec(name="head", head=True, num_cpus=1),
@@ -214,6 +215,4 @@ def test_a_keeper_killed_as_it_starts_still_stops_its_cluster():
         client_server=False,
     )
     cluster.start()
-    pid = start_reaper(leaders=cluster.detach(), temp_dir=root, after=600)
-    os.kill(pid, signal.SIGTERM)
-    assert wait_until_gone(str(root)) == [] and not root.exists()
+    return root, cluster.detach()

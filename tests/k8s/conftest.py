@@ -48,6 +48,22 @@ def kube_api(fake_kube: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def crds(kube_api: Any) -> Any:
+    """``CustomObjectsApi`` on ``kube_api`` (the fake server here, the real one under real/)."""
+    from kubernetes import client
+
+    return client.CustomObjectsApi(kube_api)
+
+
+@pytest.fixture
+def core(kube_api: Any) -> Any:
+    """``CoreV1Api`` on ``kube_api``."""
+    from kubernetes import client
+
+    return client.CoreV1Api(kube_api)
+
+
+@pytest.fixture
 def kube_env(fake_kube: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     """The caller's environment for ``fake_kube``: its kubeconfig, a shared local run store."""
     from flyray.store.runstore import RunStore

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 from typing import Any
 
 from flyray.store.runstore import RunStore
 
-__all__ = ["Recorder", "only_record"]
+__all__ = ["Recorder", "only_record", "read_stderr_until"]
 
 
 class Recorder:
@@ -35,3 +37,17 @@ class Recorder:
 def only_record(store: RunStore) -> Any:
     (record,) = store.list_records()
     return record
+
+
+def read_stderr_until(proc: subprocess.Popen[str], pattern: str, timeout: float = 120) -> str:
+    """``proc``'s stderr, read line by line until ``pattern`` (a regex) appears in it.
+
+    Fails the test (with what was read) if ``proc`` exits or ``timeout`` passes first.
+    """
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, seen):
+        assert time.monotonic() < deadline and proc.poll() is None, seen
+        seen += proc.stderr.readline()
+    return seen

@@ -51,16 +51,6 @@ def rayjob(
     )
 
 
-@pytest.fixture
-def crds(kube_api: Any) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(kube_api)
-
-
-@pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
-
-
 def create(crds: client.CustomObjectsApi, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     return crds.create_namespaced_custom_object(GROUP, VERSION, NS, RAYJOBS, body, **kwargs)
 

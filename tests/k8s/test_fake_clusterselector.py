@@ -67,16 +67,6 @@ def selecting_rayjob(
     }
 
 
-@pytest.fixture
-def crds(kube_api: Any) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(kube_api)
-
-
-@pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
-
-
 def status(fake_kube: Any, kind: str, name: str) -> dict[str, Any]:
     """The stored object's status ({} when it has none or is gone)."""
     obj = fake_kube.get_object(kind, name)

@@ -32,7 +32,7 @@ from flyray.executors.kube.status import Snapshot, explain, failure_error, progr
 from flyray.executors.kuberay import track_attempts
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
-from tests.k8s.recording import Recorder, only_record
+from tests.k8s.recording import Recorder, only_record, read_stderr_until
 from tests.manifest.kuberay import schema_errors
 from tests.procs import wait_until_gone
 
@@ -554,11 +554,7 @@ def test_ctrl_c_deletes_the_rayjob(kube_env, fake_kube, monkeypatch):
         stdout=subprocess.PIPE,
         text=True,
     )
-    seen = ""
-    deadline = time.monotonic() + 120
-    while "sleeping until stopped" not in seen:
-        assert time.monotonic() < deadline and proc.poll() is None, seen
-        seen += proc.stderr.readline()
+    seen = read_stderr_until(proc, "sleeping until stopped")
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130, seen + rest

@@ -9,7 +9,7 @@ from typing import Any
 
 import flyray
 from flyray.task.loader import load_task
-from tests.k8s.recording import Recorder, only_record
+from tests.k8s.recording import Recorder, only_record, read_stderr_until
 
 __all__ = [
     "DELETED",
@@ -22,6 +22,7 @@ __all__ = [
     "Recorder",
     "only_record",
     "rayjobs",
+    "read_stderr_until",
     "requests_for",
     "run",
     "wait_for",

@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -29,6 +28,7 @@ from tests.k8s.real.runs import (
     Recorder,
     only_record,
     rayjobs,
+    read_stderr_until,
     requests_for,
     run,
     wait_for,
@@ -79,11 +79,7 @@ def test_ctrl_c_deletes_the_rayjob(kube_env, real_kube, kube_api, operator, monk
         stdout=subprocess.PIPE,
         text=True,
     )
-    seen = ""
-    deadline = time.monotonic() + 120
-    while not re.search(r"Ray job \S+ RUNNING", seen):
-        assert time.monotonic() < deadline and proc.poll() is None, seen
-        seen += proc.stderr.readline()
+    seen = read_stderr_until(proc, r"Ray job \S+ RUNNING")
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130, seen + rest

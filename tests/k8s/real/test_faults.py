@@ -127,21 +127,21 @@ def test_a_run_outlives_a_second_without_a_healthy_api_server(kube_env, real_kub
     proxy, server = real_kube.proxy, ("127.0.0.1", int(real_kube.server.rsplit(":", 1)[1]))
     nowhere = ("127.0.0.1", free_port())  # no backend: the proxy closes what it accepts
     outage = Outage(1.0, lambda: proxy.retarget(nowhere), lambda: proxy.retarget(server))
-    recorder = Recorder()
-    recorder.at(r"Running: cluster ready", outage)
-    try:
-        assert run("sum_of_squares", 10, recorder=recorder).outputs() == 285
-    finally:
-        outage.wait()
+    assert _sum_through(outage) == 285
 
 
 @pytest.mark.slow
 def test_a_run_outlives_ten_seconds_without_an_api_server(kube_env, real_kube, operator):
     """For 10 s (an API server restart) connections to the API server are refused."""
     outage = Outage(10.0, real_kube.proxy.refuse, real_kube.proxy.resume)
+    assert _sum_through(outage) == 285
+
+
+def _sum_through(outage: Any) -> Any:
+    """Run ``sum_of_squares(10)``; ``outage`` starts once the RayJob is Running. Its result."""
     recorder = Recorder()
     recorder.at(r"Running: cluster ready", outage)
     try:
-        assert run("sum_of_squares", 10, recorder=recorder).outputs() == 285
+        return run("sum_of_squares", 10, recorder=recorder).outputs()
     finally:
         outage.wait()

@@ -30,7 +30,15 @@ import flyray
 from flyray.executors.base import RunStatus
 from tests.k8s.real.objects import Namespace
 from tests.k8s.real.operator import PODS_NAMESPACE
-from tests.k8s.real.runs import FLYRAY, ROOT, TASKS, Recorder, only_record, run
+from tests.k8s.real.runs import (
+    FLYRAY,
+    ROOT,
+    TASKS,
+    Recorder,
+    only_record,
+    read_stderr_until,
+    run,
+)
 
 pytestmark = [pytest.mark.realkube, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -214,11 +222,7 @@ def test_ctrl_c_leaves_nothing_behind(pods_env, process_kubelet, objects, flyray
     proc = flyray_cli(
         *("run", "--mode", "kuberay", "--namespace", PODS_NAMESPACE, TASKS, "sleep_long"),
     )
-    seen = ""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while not re.search(r"Ray job \S+ RUNNING", seen):
-        assert time.monotonic() < deadline and proc.poll() is None, seen
-        seen += proc.stderr.readline()
+    seen = read_stderr_until(proc, r"Ray job \S+ RUNNING", RUN_TIMEOUT_S)
     pids = _pod_pids(process_kubelet)
     assert len(pids) > 5, pids  # a head's Ray: GCS, raylet, dashboard, agents, the driver
     proc.send_signal(signal.SIGINT)
