@@ -6,6 +6,7 @@ Importing flyray imports neither Ray nor Kubernetes: they load when a task runs.
 
 from flyray._version import __version__
 from flyray.config.pod_template import PodTemplate
+from flyray.config.policies import Backoff, Cache, RetryStrategy, ReusePolicy, Timeout
 from flyray.config.resources import Resources
 from flyray.config.secrets import Secret
 from flyray.errors import (
@@ -26,6 +27,8 @@ from flyray.task.environment import TaskEnvironment
 from flyray.task.registry import register_plugin
 
 __all__ = [
+    "Backoff",
+    "Cache",
     "ConfigError",
     "FlyrayError",
     "FunctionTask",
@@ -33,6 +36,8 @@ __all__ = [
     "PluginNotFoundError",
     "PodTemplate",
     "Resources",
+    "RetryStrategy",
+    "ReusePolicy",
     "Run",
     "RunContext",
     "RunStatus",
@@ -43,6 +48,7 @@ __all__ = [
     "TaskError",
     "TaskLoadError",
     "TaskTimeoutError",
+    "Timeout",
     "__version__",
     "register_plugin",
     "run",

@@ -8,28 +8,50 @@
     ├── RunStoreError           a run's record, data or code bundle cannot be stored or read
     ├── SubmissionError         a cluster could not be reached, authenticated or started
     │   └── NodeStartError      a node of a local cluster did not come up (in executors.nodes)
-    └── TaskError               the task ran and failed: run id, remote traceback, logs
-        └── TaskTimeoutError    the task ran longer than its timeout
+    └── BaseRuntimeError        Flyte's names (``flyte.errors``): .code, .kind, .worker
+        ├── RuntimeUserError    the user's code or configuration failed
+        │   ├── TaskError       the task ran elsewhere and failed: run id, remote traceback, logs
+        │   │   └── TaskTimeoutError  the task ran longer than its timeout
+        │   ├── BadConfigurationError  settings that cannot go together (also a ConfigError)
+        │   └── NonRecoverableError, RetriesExhaustedError, OOMError, CustomError, ...
+        ├── RuntimeSystemError
+        └── RuntimeUnknownError
 
-In ``local`` mode the task runs in the caller's process, so its own exception reaches the
-caller unchanged; ``TaskError`` is for runs whose code ran somewhere else.
+In ``local`` mode the task runs in the caller's process: its own exception reaches the caller
+as an instance of its own type that is also a ``RuntimeUserError`` (``code`` is the type's
+name), so both ``except ValueError`` and Flyte's ``except RuntimeUserError`` catch it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
+    "BadConfigurationError",
+    "BaseRuntimeError",
     "ConfigError",
+    "CustomError",
     "FlyrayError",
+    "InitializationError",
     "ManifestError",
+    "ModuleLoadError",
+    "NonRecoverableError",
+    "OOMError",
     "PluginNotFoundError",
+    "RetriesExhaustedError",
     "RunStoreError",
+    "RuntimeSystemError",
+    "RuntimeUnknownError",
+    "RuntimeUserError",
     "SubmissionError",
     "TaskError",
+    "TaskInterruptedError",
     "TaskLoadError",
     "TaskTimeoutError",
+    "as_user_error",
 ]
+
+ErrorKind = Literal["system", "unknown", "user"]
 
 
 class FlyrayError(Exception):
@@ -69,8 +91,93 @@ class SubmissionError(FlyrayError):
     """Flyray could not reach, authenticate with or start the cluster it was asked to use."""
 
 
-class TaskError(FlyrayError):
-    """A task that ran somewhere else failed; carries what is needed to find out why."""
+class BaseRuntimeError(FlyrayError, RuntimeError):
+    """Flyte's root of run failures: ``code`` (e.g. the exception type), ``kind``, ``worker``."""
+
+    def __init__(
+        self, code: str, kind: ErrorKind, root_cause_message: str, worker: str | None = None
+    ) -> None:
+        super().__init__(root_cause_message)
+        self.code = code
+        self.kind = kind
+        self.worker = worker
+
+
+class RuntimeUserError(BaseRuntimeError):
+    """The user's code or configuration failed (Flyte raises it for a failed task)."""
+
+    def __init__(self, code: str, message: str, worker: str | None = None) -> None:
+        super().__init__(code, "user", message, worker)
+
+
+class RuntimeSystemError(BaseRuntimeError):
+    """The platform failed, not the user's code."""
+
+    def __init__(self, code: str, message: str, worker: str | None = None) -> None:
+        super().__init__(code, "system", message, worker)
+
+
+class RuntimeUnknownError(BaseRuntimeError):
+    """A failure whose cause is not known."""
+
+    def __init__(self, code: str, message: str, worker: str | None = None) -> None:
+        super().__init__(code, "unknown", message, worker)
+
+
+class InitializationError(BaseRuntimeError):
+    """Something was used before it was set up."""
+
+
+class OOMError(RuntimeUserError):
+    """The task ran out of memory."""
+
+
+class TaskInterruptedError(RuntimeUserError):
+    """The task was interrupted."""
+
+
+class RetriesExhaustedError(RuntimeUserError):
+    """The task failed on every attempt it was given."""
+
+
+class ModuleLoadError(RuntimeUserError):
+    """The module that holds a task could not be loaded."""
+
+
+class CustomError(RuntimeUserError):
+    """An error the user raises with a code of their own."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message, "user")
+
+    @classmethod
+    def from_exception(cls, e: Exception) -> CustomError:
+        """A CustomError that carries ``e``'s type name as its code and ``e`` as its cause."""
+        error = cls(type(e).__name__, str(e))
+        error.__cause__ = e
+        return error
+
+
+class NonRecoverableError(RuntimeUserError):
+    """Raised by a task to say: do not retry me, whatever retries remain."""
+
+    def __init__(self, message: str, code: str = "NonRecoverableError") -> None:
+        super().__init__(code, message)
+
+
+class BadConfigurationError(ConfigError, RuntimeUserError):
+    """Settings that cannot go together; Flyte raises ``RuntimeUserError("BadConfiguration")``."""
+
+    def __init__(self, field: str, value: Any, rule: str) -> None:
+        ConfigError.__init__(self, field, value, rule)
+        self.code, self.kind, self.worker = "BadConfiguration", "user", None
+
+
+class TaskError(RuntimeUserError):
+    """A task that ran somewhere else failed; carries what is needed to find out why.
+
+    ``code`` is the task's exception type name when it is known (Flyte's ``code``).
+    """
 
     def __init__(
         self,
@@ -79,12 +186,47 @@ class TaskError(FlyrayError):
         run_id: str | None = None,
         remote_traceback: str | None = None,
         logs: str | None = None,
+        code: str | None = None,
     ) -> None:
+        super().__init__(code or type(self).__name__, message)
         self.run_id = run_id
         self.remote_traceback = remote_traceback
         self.logs = logs
-        super().__init__(message)
 
 
 class TaskTimeoutError(TaskError, TimeoutError):
     """The task did not finish within its ``timeout``."""
+
+
+_user_error_types: dict[type, type] = {}
+
+
+def as_user_error(error: BaseException) -> BaseException:
+    """``error`` as an instance of its own type that is also a ``RuntimeUserError``.
+
+    Flyte raises ``RuntimeUserError`` for a failed task; flyray keeps the task's own type too,
+    so existing ``except ValueError`` code and Flyte's ``except RuntimeUserError`` both work.
+    Errors that are already flyray's, or whose type cannot be combined, are returned as they are.
+    """
+    original = type(error)
+    if isinstance(error, FlyrayError) or not isinstance(error, Exception):
+        return error
+    try:
+        combined = _user_error_types.get(original)
+        if combined is None:
+            combined = type(
+                original.__name__,
+                (original, RuntimeUserError),
+                {"__module__": original.__module__, "__qualname__": original.__qualname__},
+            )
+            _user_error_types[original] = combined
+        wrapped = combined.__new__(combined, *error.args)
+        wrapped.__dict__.update(error.__dict__)
+        wrapped.args = error.args
+    except TypeError:  # a layout or constructor that cannot be combined: keep the original
+        return error
+    wrapped.code, wrapped.kind, wrapped.worker = original.__name__, "user", None
+    wrapped.__traceback__ = error.__traceback__
+    wrapped.__cause__, wrapped.__context__ = error.__cause__, error.__context__
+    wrapped.__suppress_context__ = error.__suppress_context__
+    return wrapped

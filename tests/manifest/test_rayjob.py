@@ -65,7 +65,7 @@ def make_task(
     def fn() -> None:
         pass
 
-    return env.task(name=task_name, retries=retries, timeout=timeout)(fn)
+    return env.task(short_name=task_name, retries=retries, timeout=timeout)(fn)
 
 
 def render(task: Any, **overrides: Any) -> dict[str, Any]:

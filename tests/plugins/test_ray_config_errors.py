@@ -4,7 +4,7 @@ import pytest
 
 from flyray import ConfigError, Resources
 from flyray.plugins.ray import (
-    AutoscalerOptions,
+    AutoscalerOptionsConfig,
     HeadNodeConfig,
     RayJobConfig,
     WorkerNodeConfig,
@@ -71,21 +71,6 @@ INVALID = [
         lambda: RayJobConfig(worker_node_config=worker()),
         "worker_node_config",
         "WorkerNodeConfig",
-    ),
-    (
-        "autoscaling without max",
-        lambda: RayJobConfig(worker_node_config=[worker(min_replicas=0)], enable_autoscaling=True),
-        "worker_node_config[0].max_replicas",
-        "None",
-    ),
-    (
-        "autoscaling without min",
-        lambda: RayJobConfig(
-            worker_node_config=[worker(), worker(group_name="h", max_replicas=3)],
-            enable_autoscaling=True,
-        ),
-        "worker_node_config[0].min_replicas",
-        "None",
     ),
     (
         "start param list value",
@@ -206,27 +191,21 @@ INVALID = [
         "'yes'",
     ),
     (
-        "options without autoscaling",
-        lambda: RayJobConfig(autoscaler_options=AutoscalerOptions()),
-        "autoscaler_options",
-        "AutoscalerOptions",
-    ),
-    (
         "upscaling mode",
-        lambda: AutoscalerOptions(upscaling_mode="Fast"),
-        "AutoscalerOptions.upscaling_mode",
+        lambda: AutoscalerOptionsConfig(upscaling_mode="Fast"),
+        "AutoscalerOptionsConfig.upscaling_mode",
         "'Fast'",
     ),
     (
         "idle timeout",
-        lambda: AutoscalerOptions(idle_timeout_seconds=-1),
-        "AutoscalerOptions.idle_timeout_seconds",
+        lambda: AutoscalerOptionsConfig(idle_timeout_seconds=-1),
+        "AutoscalerOptionsConfig.idle_timeout_seconds",
         "-1",
     ),
     (
         "autoscaler version",
-        lambda: AutoscalerOptions(version="v3"),
-        "AutoscalerOptions.version",
+        lambda: AutoscalerOptionsConfig(version="v3"),
+        "AutoscalerOptionsConfig.version",
         "'v3'",
     ),
 ]
@@ -276,8 +255,54 @@ def test_autoscaling_with_bounds_is_valid():
     config = RayJobConfig(
         worker_node_config=[worker(replicas=1, min_replicas=1, max_replicas=5)],
         enable_autoscaling=True,
-        autoscaler_options=AutoscalerOptions(
+        autoscaler_options=AutoscalerOptionsConfig(
             upscaling_mode="Conservative", idle_timeout_seconds=30
         ),
     )
     assert config.worker_node_config[0].max_replicas == 5
+
+
+def test_autoscaling_without_bounds_takes_kuberays_defaults_with_a_warning():
+    with pytest.warns(UserWarning, match=r"worker_node_config\[0\] \('g'\).*no max_replicas"):
+        config = RayJobConfig(
+            worker_node_config=[WorkerNodeConfig(group_name="g", replicas=2)],
+            enable_autoscaling=True,
+        )
+    group = _task_for(config).custom_config()["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (2, 0, 2147483647)
+
+
+def test_autoscaler_options_without_autoscaling_warn_instead_of_failing():
+    with pytest.warns(UserWarning, match="autoscaler_options has no effect"):
+        RayJobConfig(autoscaler_options=AutoscalerOptionsConfig(idle_timeout_seconds=5))
+
+
+@pytest.mark.parametrize(
+    ("mode", "rendered"),
+    [
+        (AutoscalerOptionsConfig.UpscalingMode.DEFAULT, "Default"),
+        (AutoscalerOptionsConfig.UpscalingMode.AGGRESSIVE, "Aggressive"),
+        (AutoscalerOptionsConfig.UpscalingMode.CONSERVATIVE, "Conservative"),
+        ("Conservative", "Conservative"),
+        (AutoscalerOptionsConfig.UpscalingMode.UNSPECIFIED, None),
+    ],
+)
+def test_upscaling_modes_take_flytes_ints_and_kuberays_names(mode, rendered):
+    config = RayJobConfig(
+        worker_node_config=[WorkerNodeConfig(group_name="g", replicas=1, max_replicas=2)],
+        enable_autoscaling=True,
+        autoscaler_options=AutoscalerOptionsConfig(upscaling_mode=mode),
+    )
+    options = _task_for(config).custom_config()["rayClusterSpec"].get("autoscalerOptions", {})
+    assert options.get("upscalingMode") == rendered
+
+
+def _task_for(config):
+    import flyray
+
+    env = flyray.TaskEnvironment(name="autoscaling_env", plugin_config=config)
+
+    def job() -> None:
+        pass
+
+    return env.task(job)

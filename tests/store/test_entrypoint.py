@@ -32,7 +32,7 @@ FILES = {
             return {"sum": double(a + b) // 2, "in_cluster": os.environ.get("FLYRAY_IN_CLUSTER")}
 
 
-        @env.task(name="explode")
+        @env.task(short_name="explode")
         def boom(x: int) -> None:
             raise ValueError(f"bad x: {x}")
 

@@ -34,7 +34,7 @@ def test_bare_decorator_keeps_signature_hints_and_docstring():
 def test_decorator_with_arguments_and_async_function():
     env = TaskEnvironment("plain")
 
-    @env.task(name="renamed", retries=2, timeout=timedelta(minutes=1))
+    @env.task(short_name="renamed", retries=2, timeout=timedelta(minutes=1))
     async def double(x: int) -> int:
         return 2 * x
 
@@ -107,8 +107,8 @@ def test_environment_rejects(kwargs, field):
     ("options", "field"),
     [
         ({"retries": -1}, "task.retries"),
-        ({"timeout": 0}, "task.timeout"),
-        ({"name": "a-b"}, "task.name"),
+        ({"timeout": -1}, "task.timeout"),
+        ({"short_name": "a-b"}, "task.short_name"),
     ],
 )
 def test_task_options_rejected(options, field):

@@ -119,7 +119,8 @@ class KubeRayExecutor(JobExecutor):
     def render(self, task: FunctionTask, run_id: str) -> dict[str, Any]:
         """The RayJob (with ``address=``, the batch Job), in the session's namespace.
 
-        With ``reuse_cluster``, the RayJob selects a reusable RayCluster (made in ``wait``).
+        With a reused cluster (``reuse_cluster`` or ``reusable=``), the RayJob selects a
+        reusable RayCluster (made in ``wait``).
         """
         from flyray.executors.render import render_kube_manifest
         from flyray.manifest.raycluster import render_raycluster, select_cluster
@@ -131,7 +132,7 @@ class KubeRayExecutor(JobExecutor):
             settings=self.settings,
             namespace=self.session().namespace,
         )
-        if not getattr(task.plugin_config, "reuse_cluster", False):
+        if not task.reuses_cluster:
             return manifest
         cluster = render_raycluster(manifest)
         self._clusters[run_id] = cluster
@@ -152,7 +153,7 @@ class KubeRayExecutor(JobExecutor):
         try:
             preflight(session, run.manifest, report=report)
             if cluster is not None:
-                self._reuse(session, cluster, report)
+                self._reuse(session, cluster, run.task, report)
         except BaseException as exc:  # nothing was created yet
             if isinstance(exc, KeyboardInterrupt):
                 run.error = exc
@@ -166,18 +167,22 @@ class KubeRayExecutor(JobExecutor):
         finally:
             if cluster is not None:  # its idle time starts now
                 with contextlib.suppress(SubmissionError):
-                    touch(session, cluster["metadata"]["name"], idle_timeout=self._idle_timeout)
+                    idle = self._idle_timeout(run.task)
+                    touch(session, cluster["metadata"]["name"], idle_timeout=idle)
             session.close()
 
-    @property
-    def _idle_timeout(self) -> float:
-        return self.settings.cluster_idle_timeout
+    def _idle_timeout(self, task: FunctionTask) -> float:
+        """The task's ``ReusePolicy.idle_ttl``, else the ``cluster_idle_timeout`` setting."""
+        policy = task.env.reusable
+        return policy.idle_ttl.total_seconds() if policy else self.settings.cluster_idle_timeout
 
-    def _reuse(self, session: KubeSession, cluster: dict[str, Any], report: Any) -> None:
+    def _reuse(
+        self, session: KubeSession, cluster: dict[str, Any], task: FunctionTask, report: Any
+    ) -> None:
         """Delete idle reusable clusters, then find or create this run's."""
         with contextlib.suppress(SubmissionError):  # collecting is opportunistic
             collect_idle(session, report=report)
-        ensure_cluster(session, cluster, idle_timeout=self._idle_timeout, report=report)
+        ensure_cluster(session, cluster, idle_timeout=self._idle_timeout(task), report=report)
 
     def result(self, run_id: str) -> Any:
         """The return value; a detached run has none yet (see ``flyray runs show``)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from flyray.errors import ManifestError
 from flyray.manifest.pod import resource_requirements
-from flyray.manifest.rayjob import clean, run_metadata
+from flyray.manifest.rayjob import add_secret_files, clean, run_metadata
 from flyray.task.base import FunctionTask
 
 __all__ = ["ADDRESS_ANNOTATION", "CONTAINER_NAME", "render_job"]
@@ -55,17 +55,23 @@ def render_job(
         "command": list(command),
         "env": [
             *({"name": k, "value": v} for k, v in sorted((task.env.env_vars or {}).items())),
-            *(secret.env_entry() for secret in task.env.secrets),
+            *(s.env_entry() for s in task.env.secrets if s.env_var is not None),
         ]
         or None,
         "resources": resource_requirements(task.env.resources, None) or None,
     }
+    pod_spec = {
+        "restartPolicy": "Never",
+        "serviceAccountName": task.service_account,
+        "containers": [container],
+    }
+    add_secret_files(pod_spec, task.env.secrets)
     spec = {
         "backoffLimit": task.retries,
         "activeDeadlineSeconds": None if task.timeout is None else math.ceil(task.timeout),
         "template": {
             "metadata": {"labels": dict(metadata["labels"])},
-            "spec": {"restartPolicy": "Never", "containers": [container]},
+            "spec": pod_spec,
         },
     }
     manifest = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}

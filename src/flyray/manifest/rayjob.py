@@ -28,6 +28,7 @@ from flyray.task.base import FunctionTask
 __all__ = [
     "LATEST_KUBERAY_VERSION",
     "MANAGED_BY",
+    "add_secret_files",
     "clean",
     "dump_json",
     "dump_yaml",
@@ -187,6 +188,7 @@ def _cluster_spec(
         if not ray_container.get("image"):
             ray_container["image"] = image
         _add_secret_env(ray_container, secrets)
+        add_secret_files(group["template"]["spec"], secrets)
         if not ray_container.get("ports"):
             ray_container.pop("ports", None)  # KubeRay then uses its default ports
     _ensure_dashboard_port(head)
@@ -213,9 +215,33 @@ def _add_secret_env(container: dict[str, Any], secrets: Sequence[Secret]) -> Non
     """Secrets as ``secretKeyRef`` env vars; a variable the container already sets is kept."""
     env = container.setdefault("env", [])
     taken = {entry.get("name") for entry in env}
-    env.extend(s.env_entry() for s in secrets if s.env_var not in taken)
+    env.extend(s.env_entry() for s in secrets if s.env_var and s.env_var not in taken)
     if not env:
         del container["env"]
+
+
+def add_secret_files(pod_spec: dict[str, Any], secrets: Sequence[Secret]) -> None:
+    """Secrets with ``mount`` as read-only files at Flyte's path in the pod's first container."""
+    mounted = [s for s in secrets if s.mount_path is not None]
+    if not mounted:
+        return
+    container = pod_spec["containers"][0]
+    volumes = pod_spec.setdefault("volumes", [])
+    mounts = container.setdefault("volumeMounts", [])
+    for secret in mounted:
+        name = secret.volume_name()
+        volumes.append(
+            {
+                "name": name,
+                "secret": {
+                    "secretName": secret.secret_name,
+                    "items": [{"key": secret.key, "path": secret.key}],
+                },
+            }
+        )
+        mounts.append(
+            {"name": name, "mountPath": secret.mount_path, "subPath": secret.key, "readOnly": True}
+        )
 
 
 def _submitter_template(cluster: dict[str, Any], secrets: Sequence[Secret]) -> dict | None:
@@ -234,7 +260,9 @@ def _submitter_template(cluster: dict[str, Any], secrets: Sequence[Secret]) -> d
         },
     }
     _add_secret_env(container, secrets)
-    return {"spec": {"restartPolicy": "Never", "containers": [container]}}
+    spec = {"restartPolicy": "Never", "containers": [container]}
+    add_secret_files(spec, secrets)
+    return {"spec": spec}
 
 
 def _ray_container(group: dict[str, Any]) -> dict[str, Any]:

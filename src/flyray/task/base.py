@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import copy
 import functools
 import inspect
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flyray._aio import run_sync
-from flyray.errors import ConfigError, TaskTimeoutError
+from flyray.config.pod_template import PodTemplate, as_pod_template
+from flyray.config.policies import RetryStrategy, max_runtime_seconds, retry_count
+from flyray.errors import ConfigError, NonRecoverableError, TaskTimeoutError, as_user_error
 
 if TYPE_CHECKING:
     from flyray.task.environment import TaskEnvironment
 
-__all__ = ["FunctionTask"]
+__all__ = ["MAX_INLINE_IO_BYTES", "FunctionTask", "check_pod_template"]
 
 PhaseCallback = Callable[[str], None]
+MAX_INLINE_IO_BYTES = 10 * 1024 * 1024  # Flyte's default limit for inline inputs and outputs
+
+# What ``override()`` changes on the environment rather than on the task (as Flyte allows).
+_ENV_OVERRIDES = ("resources", "env_vars", "secrets", "plugin_config", "reusable")
 
 
 class FunctionTask:
@@ -30,25 +37,120 @@ class FunctionTask:
     down) and ``custom_config`` (the cluster description a remote backend needs).
     """
 
+    supports_reuse_policy: ClassVar[bool] = False
+
     def __init__(
         self,
         func: Callable[..., Any],
         *,
         env: TaskEnvironment,
-        name: str | None = None,
-        retries: int = 0,
-        timeout: float | timedelta | None = None,
+        short_name: str | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: Any = 0,
+        cache: Any = None,
+        docs: Any = None,
+        pod_template: str | PodTemplate | None = None,
+        report: bool = False,
+        interruptible: bool | None = None,
+        max_inline_io_bytes: int = MAX_INLINE_IO_BYTES,
+        queue: str | None = None,
+        service_account: str | None = None,
+        triggers: Any = (),
+        links: Any = (),
+        task_resolver: Any | None = None,
+        entrypoint: bool = False,
+        produces_artifacts: bool = False,
     ) -> None:
         if not callable(func):
             raise ConfigError("task", func, "must decorate a function")
         self.func = func
         self.env = env
-        self.short_name = name if name is not None else func.__name__
+        self.short_name = short_name if short_name is not None else func.__name__
         if not isinstance(self.short_name, str) or not self.short_name.isidentifier():
-            raise ConfigError("task.name", self.short_name, "must be a Python identifier")
-        self.retries = _check_retries(retries)
-        self.timeout = _check_timeout(timeout)
+            raise ConfigError("task.short_name", self.short_name, "must be a Python identifier")
+        self.retry_strategy = retry_count("task.retries", retries)
+        self.timeout = max_runtime_seconds("task.timeout", timeout)
+        self.cache = cache
+        self.docs = docs
+        self.pod_template = check_pod_template("task.pod_template", pod_template)
+        self.report = report
+        self.interruptible = interruptible
+        self.max_inline_io_bytes = max_inline_io_bytes
+        self.queue = queue
+        self._service_account = service_account
+        self.triggers = triggers
+        self.links = links
+        self.task_resolver = task_resolver
+        self.entrypoint = entrypoint
+        self.produces_artifacts = produces_artifacts
         functools.update_wrapper(self, func)
+
+    @property
+    def retries(self) -> int:
+        """How many times a failed attempt is retried."""
+        return self.retry_strategy.count
+
+    @property
+    def service_account(self) -> str | None:
+        """The Kubernetes service account of the task's pods: the task's, else the env's."""
+        return self._service_account or self.env.service_account
+
+    @property
+    def effective_pod_template(self) -> PodTemplate | None:
+        """The pod template the task's pods start from: the task's, else the environment's."""
+        template = self.pod_template if self.pod_template is not None else self.env.pod_template
+        return template if isinstance(template, PodTemplate) else None
+
+    @property
+    def reuses_cluster(self) -> bool:
+        """Whether runs share one kept cluster (plugins that support reuse say so)."""
+        return False
+
+    def override(self, **changes: Any) -> FunctionTask:
+        """A copy of this task with Flyte's ``override`` options applied (the original is kept).
+
+        ``resources``, ``env_vars``, ``secrets``, ``plugin_config`` and ``reusable`` change a
+        copy of the environment; the others (``short_name``, ``retries``, ``timeout``, ...) the
+        task.
+        """
+        from dataclasses import replace
+
+        allowed = {*inspect.signature(FunctionTask.__init__).parameters, *_ENV_OVERRIDES}
+        unknown = sorted(set(changes) - allowed - {"self", "func", "env"})
+        if unknown:
+            raise ConfigError("task.override", unknown, f"takes only {sorted(allowed)}")
+        clone = copy.copy(self)
+        env_changes = {key: changes.pop(key) for key in _ENV_OVERRIDES if key in changes}
+        if env_changes.get("reusable") == "off":
+            env_changes["reusable"] = None
+        if env_changes:
+            clone.env = replace(self.env, **env_changes)
+            clone.env.tasks.update(self.env.tasks)
+        if changes:
+            options = {**self._options(), **changes}
+            FunctionTask.__init__(clone, self.func, env=clone.env, **options)
+        return clone
+
+    def _options(self) -> dict[str, Any]:
+        """The decorator options this task was made with, for ``override``."""
+        return {
+            "short_name": self.short_name,
+            "retries": self.retry_strategy,
+            "timeout": self.timeout or 0,
+            "cache": self.cache,
+            "docs": self.docs,
+            "pod_template": self.pod_template,
+            "report": self.report,
+            "interruptible": self.interruptible,
+            "max_inline_io_bytes": self.max_inline_io_bytes,
+            "queue": self.queue,
+            "service_account": self._service_account,
+            "triggers": self.triggers,
+            "links": self.links,
+            "task_resolver": self.task_resolver,
+            "entrypoint": self.entrypoint,
+            "produces_artifacts": self.produces_artifacts,
+        }
 
     @property
     def name(self) -> str:
@@ -93,16 +195,19 @@ class FunctionTask:
     ) -> Any:
         """Run here, with the task's retries, timeout and the environment's env vars."""
         report = on_phase or (lambda phase: None)
+        backoff = self.retry_strategy.backoff
         for attempt in range(self.retries + 1):
             try:
                 with _environ(self.env.env_vars or {}), _deadline(self.timeout, self.name):
                     return await self.run_once(args, kwargs, on_phase=report)
-            except TaskTimeoutError:
+            except (TaskTimeoutError, NonRecoverableError):
                 raise  # like activeDeadlineSeconds on KubeRay: a timeout is not retried
-            except Exception:
+            except Exception as exc:
                 if attempt == self.retries:
-                    raise
+                    raise as_user_error(exc) from exc.__cause__
                 report(f"retrying (attempt {attempt + 2} of {self.retries + 1})")
+                if backoff is not None:
+                    await asyncio.sleep(backoff.compute_delay(attempt).total_seconds())
         raise AssertionError("unreachable")
 
     async def run_once(
@@ -130,23 +235,25 @@ class FunctionTask:
         coro = self.run_locally(args, kwargs, on_phase=None)
         return coro if self.is_async else run_sync(coro)
 
+    async def aio(self, *args: Any, **kwargs: Any) -> Any:
+        """Run locally and await the result, sync tasks included (Flyte's ``task.aio``).
+
+        A sync task runs in a worker thread, so the caller's event loop (e.g. other calls
+        gathered with it) keeps going.
+        """
+        if self.is_async:
+            return await self.run_locally(args, kwargs, on_phase=None)
+        return await asyncio.to_thread(run_sync, self.run_locally(args, kwargs, on_phase=None))
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
 
-def _check_retries(retries: object) -> int:
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigError("task.retries", retries, "must be an integer >= 0")
-    return retries
-
-
-def _check_timeout(timeout: object) -> float | None:
-    if timeout is None:
-        return None
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise ConfigError("task.timeout", timeout, "must be a number of seconds > 0 or a timedelta")
-    return float(seconds)
+def check_pod_template(field_name: str, value: object) -> str | PodTemplate | None:
+    """A pod template: a ``PodTemplate`` (or its dict form), or the name of one (a str)."""
+    if value is None or isinstance(value, str):
+        return value
+    return as_pod_template(field_name, value)
 
 
 @contextlib.contextmanager

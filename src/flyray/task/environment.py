@@ -1,18 +1,24 @@
-"""``TaskEnvironment``: a named place for tasks, with their image, resources and plugin."""
+"""``TaskEnvironment``: a named place for tasks, with their image, resources and plugin.
+
+It takes Flyte's parameters, in Flyte's order and with Flyte's defaults, so a Flyte program
+runs with only its imports changed; what a mode cannot honour is named in a warning when a
+task runs there (``flyray.task.inert``).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
 from flyray.config.names import check_env_name, dns1123_name
+from flyray.config.pod_template import PodTemplate
+from flyray.config.policies import Cache, CacheRequest, RetryStrategy, ReusePolicy, TimeoutType
 from flyray.config.resources import Resources
 from flyray.config.secrets import Secret, normalise_secrets
 from flyray.errors import ConfigError
-from flyray.task.base import FunctionTask
+from flyray.task.base import MAX_INLINE_IO_BYTES, FunctionTask, check_pod_template
 from flyray.task.registry import task_type_for
 
 __all__ = ["TaskEnvironment"]
@@ -22,15 +28,23 @@ _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @dataclass
 class TaskEnvironment:
-    """Tasks that share an image, resources, env vars and a plugin (e.g. a Ray cluster)."""
+    """Tasks that share an image, resources, env vars, secrets and a plugin (a Ray cluster)."""
 
     name: str
-    plugin_config: Any = None
-    image: str | None = None
-    resources: Resources | None = None
-    env_vars: dict[str, str] | None = None
+    depends_on: list[TaskEnvironment] = field(default_factory=list)
+    pod_template: str | PodTemplate | None = None
     description: str | None = None
     secrets: Secret | str | list[Secret | str] | None = None
+    env_vars: dict[str, str] | None = None
+    resources: Resources | None = None
+    interruptible: bool = False
+    image: str | None = None
+    include: tuple[str, ...] = field(default_factory=tuple)
+    service_account: str | None = None
+    cache: CacheRequest = "disable"
+    reusable: ReusePolicy | None = None
+    plugin_config: Any = None
+    queue: str | None = None
     tasks: dict[str, FunctionTask] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -43,12 +57,43 @@ class TaskEnvironment:
             )
         _check_env_vars("TaskEnvironment.env_vars", self.env_vars)
         self.secrets = normalise_secrets("TaskEnvironment.secrets", self.secrets)
+        self.depends_on = _check_depends_on(self.depends_on)
+        self.pod_template = check_pod_template("TaskEnvironment.pod_template", self.pod_template)
+        self.include = _check_include(self.include)
+        _check_optional_text("TaskEnvironment.service_account", self.service_account)
+        _check_optional_text("TaskEnvironment.queue", self.queue)
+        _check_optional_text("TaskEnvironment.description", self.description)
+        if not isinstance(self.interruptible, bool):
+            raise ConfigError("TaskEnvironment.interruptible", self.interruptible, "must be a bool")
+        _check_cache("TaskEnvironment.cache", self.cache)
+        if self.reusable is not None and not isinstance(self.reusable, ReusePolicy):
+            raise ConfigError(
+                "TaskEnvironment.reusable", self.reusable, "must be a flyray.ReusePolicy or None"
+            )
         self._task_type = task_type_for(self.plugin_config, field="TaskEnvironment.plugin_config")
+        if self.reusable is not None and not self._task_type.supports_reuse_policy:
+            raise ConfigError(
+                "TaskEnvironment.reusable",
+                self.reusable,
+                f"cannot go with a plugin_config of type {type(self.plugin_config).__name__} "
+                "(its tasks cannot be reused)",
+            )
 
     @property
     def dns_name(self) -> str:
         """The name as a DNS-1123 label, for Kubernetes objects (``ray_env`` -> ``ray-env``)."""
         return dns1123_name(self.name)
+
+    def clone_with(self, name: str, **changes: Any) -> TaskEnvironment:
+        """A new environment like this one, named ``name``, with ``changes`` applied."""
+        unknown = sorted(set(changes) - {f for f in self.__dataclass_fields__ if f != "tasks"})
+        if unknown:
+            raise ConfigError("TaskEnvironment.clone_with", unknown, "are not environment fields")
+        return replace(self, name=name, **changes)
+
+    def add_dependency(self, *env: TaskEnvironment) -> None:
+        """Declare environments this one depends on (Flyte deploys them together)."""
+        self.depends_on = _check_depends_on([*self.depends_on, *env])
 
     @overload
     def task(self, _func: Callable[..., Any]) -> FunctionTask: ...
@@ -58,23 +103,74 @@ class TaskEnvironment:
         self,
         _func: None = None,
         *,
-        name: str | None = None,
-        retries: int = 0,
-        timeout: float | timedelta | None = None,
+        short_name: str | None = None,
+        cache: CacheRequest | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType = 0,
+        docs: Any = None,
+        pod_template: str | PodTemplate | None = None,
+        report: bool = False,
+        interruptible: bool | None = None,
+        max_inline_io_bytes: int = MAX_INLINE_IO_BYTES,
+        queue: str | None = None,
+        service_account: str | None = None,
+        triggers: Any = (),
+        links: Any = (),
+        task_resolver: Any | None = None,
+        entrypoint: bool = False,
+        produces_artifacts: bool = False,
     ) -> Callable[[Callable[..., Any]], FunctionTask]: ...
 
     def task(
         self,
         _func: Callable[..., Any] | None = None,
         *,
-        name: str | None = None,
-        retries: int = 0,
-        timeout: float | timedelta | None = None,
+        short_name: str | None = None,
+        cache: CacheRequest | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType = 0,
+        docs: Any = None,
+        pod_template: str | PodTemplate | None = None,
+        report: bool = False,
+        interruptible: bool | None = None,
+        max_inline_io_bytes: int = MAX_INLINE_IO_BYTES,
+        queue: str | None = None,
+        service_account: str | None = None,
+        triggers: Any = (),
+        links: Any = (),
+        task_resolver: Any | None = None,
+        entrypoint: bool = False,
+        produces_artifacts: bool = False,
     ) -> Any:
-        """Decorator, bare (``@env.task``) or with options (``@env.task(retries=2)``)."""
+        """Decorator, bare (``@env.task``) or with Flyte's options (``@env.task(retries=2)``).
+
+        ``retries`` is a count or a ``RetryStrategy``; ``timeout`` is seconds, a timedelta or a
+        ``Timeout`` (``0``, the default, means none). Options without an effect in the mode a
+        task runs in are named in a warning then.
+        """
+        if cache is not None:
+            _check_cache("task.cache", cache)
+        options = {
+            "short_name": short_name,
+            "cache": cache,
+            "retries": retries,
+            "timeout": timeout,
+            "docs": docs,
+            "pod_template": pod_template,
+            "report": report,
+            "interruptible": interruptible,
+            "max_inline_io_bytes": max_inline_io_bytes,
+            "queue": queue,
+            "service_account": service_account,
+            "triggers": triggers,
+            "links": links,
+            "task_resolver": task_resolver,
+            "entrypoint": entrypoint,
+            "produces_artifacts": produces_artifacts,
+        }
 
         def decorate(func: Callable[..., Any]) -> FunctionTask:
-            task = self._task_type(func, env=self, name=name, retries=retries, timeout=timeout)
+            task = self._task_type(func, env=self, **options)
             self.tasks[task.short_name] = task
             return task
 
@@ -91,3 +187,37 @@ def _check_env_vars(field_name: str, env_vars: object) -> None:
             raise ConfigError(f"{field_name}[{key!r}]", key, "must be a valid variable name")
         if not isinstance(value, str):
             raise ConfigError(f"{field_name}[{key!r}]", value, "must be a string")
+
+
+def _check_depends_on(depends_on: object) -> list[TaskEnvironment]:
+    if not isinstance(depends_on, (list, tuple)):
+        raise ConfigError(
+            "TaskEnvironment.depends_on", depends_on, "must be a list of TaskEnvironment"
+        )
+    for i, env in enumerate(depends_on):
+        if not isinstance(env, TaskEnvironment):
+            raise ConfigError(f"TaskEnvironment.depends_on[{i}]", env, "must be a TaskEnvironment")
+    return list(depends_on)
+
+
+def _check_include(include: object) -> tuple[str, ...]:
+    if isinstance(include, str) or not isinstance(include, (list, tuple)):
+        raise ConfigError(
+            "TaskEnvironment.include", include, "must be a sequence of paths, not a bare string"
+        )
+    for i, path in enumerate(include):
+        if not isinstance(path, str):
+            raise ConfigError(f"TaskEnvironment.include[{i}]", path, "must be a str path")
+    return tuple(include)
+
+
+def _check_optional_text(field_name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(field_name, value, "must be a string or None")
+
+
+def _check_cache(field_name: str, cache: object) -> None:
+    if not (isinstance(cache, Cache) or cache in ("auto", "override", "disable")):
+        raise ConfigError(
+            field_name, cache, "must be 'auto', 'override', 'disable' or a flyray.Cache"
+        )

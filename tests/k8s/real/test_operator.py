@@ -28,7 +28,11 @@ from tests.k8s.real.test_manifests import differences
 
 pytestmark = pytest.mark.realkube
 
-SECRET = ("rk-credentials", "api-key", "API_KEY")  # Secret name, key, env var (realkube_tasks)
+SECRET = (
+    "rk-credentials",
+    "api-key",
+    "RK_CREDENTIALS_API_KEY",
+)  # Secret name, key, env var (realkube_tasks)
 TIMEOUT_S = 60.0
 
 

@@ -8,6 +8,7 @@ from flyray.config.pod_template import PodTemplate
 from flyray.manifest.pod import pod_spec_from_resources
 from flyray.plugins.ray.config import (
     AutoscalerOptions,
+    AutoscalerOptionsConfig,
     HeadNodeConfig,
     RayJobConfig,
     WorkerNodeConfig,
@@ -17,6 +18,7 @@ from flyray.task.registry import register_plugin
 
 __all__ = [
     "AutoscalerOptions",
+    "AutoscalerOptionsConfig",
     "HeadNodeConfig",
     "PodTemplate",
     "RayFunctionTask",

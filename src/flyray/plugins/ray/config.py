@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,19 @@ from flyray.config.pod_template import PodTemplate, as_pod_template
 from flyray.config.resources import Resources
 from flyray.errors import ConfigError
 
-__all__ = ["AutoscalerOptions", "HeadNodeConfig", "RayJobConfig", "WorkerNodeConfig"]
+__all__ = [
+    "KUBERAY_MAX_REPLICAS",
+    "KUBERAY_MIN_REPLICAS",
+    "AutoscalerOptions",
+    "AutoscalerOptionsConfig",
+    "HeadNodeConfig",
+    "RayJobConfig",
+    "WorkerNodeConfig",
+]
+
+# KubeRay's defaults for a worker group's bounds (the CRD's), used under autoscaling.
+KUBERAY_MIN_REPLICAS = 0
+KUBERAY_MAX_REPLICAS = 2147483647
 
 StartParam = str | int | float | bool
 _PARAM_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -72,21 +85,38 @@ class WorkerNodeConfig:
 
 
 @dataclass
-class AutoscalerOptions:
-    """Options of KubeRay's in-tree autoscaler (``rayClusterSpec.autoscalerOptions``)."""
+class AutoscalerOptionsConfig:
+    """Options of KubeRay's in-tree autoscaler (``rayClusterSpec.autoscalerOptions``).
 
-    upscaling_mode: str | None = None
+    ``upscaling_mode`` is an ``AutoscalerOptionsConfig.UpscalingMode`` value (Flyte's ints) or
+    KubeRay's name ("Default", "Aggressive", "Conservative"); ``resources`` may use
+    ``(request, limit)`` tuples. ``version`` ("v1"/"v2") is flyray's addition.
+    """
+
+    class UpscalingMode:
+        """Flyte's upscaling modes (the values of its ``AutoscalerOptions`` proto enum)."""
+
+        UNSPECIFIED = 0
+        DEFAULT = 1
+        AGGRESSIVE = 2
+        CONSERVATIVE = 3
+
+    upscaling_mode: int | str | None = None
     idle_timeout_seconds: int | None = None
     image: str | None = None
-    resources: Resources | None = None
     env: dict[str, str] | None = None
+    resources: Resources | None = None
     version: str | None = None
 
     def __post_init__(self) -> None:
-        where = "AutoscalerOptions"
-        if self.upscaling_mode is not None and self.upscaling_mode not in _UPSCALING_MODES:
+        where = "AutoscalerOptionsConfig"
+        mode = self.upscaling_mode
+        if not (mode is None or mode in _UPSCALING_MODES or mode in _UPSCALING_MODE_NAMES):
             raise ConfigError(
-                f"{where}.upscaling_mode", self.upscaling_mode, f"must be one of {_UPSCALING_MODES}"
+                f"{where}.upscaling_mode",
+                mode,
+                f"must be an AutoscalerOptionsConfig.UpscalingMode value or one of "
+                f"{_UPSCALING_MODES}",
             )
         seconds = self.idle_timeout_seconds
         if seconds is not None and (
@@ -105,6 +135,22 @@ class AutoscalerOptions:
         if self.version not in (None, "v1", "v2"):
             raise ConfigError(f"{where}.version", self.version, "must be 'v1' or 'v2'")
 
+    @property
+    def kuberay_upscaling_mode(self) -> str | None:
+        """The mode as KubeRay spells it, or None (KubeRay's default) when unspecified."""
+        mode = self.upscaling_mode
+        return _UPSCALING_MODE_NAMES.get(mode) if isinstance(mode, int) else mode
+
+
+AutoscalerOptions = AutoscalerOptionsConfig  # flyray's earlier name
+
+_UPSCALING_MODE_NAMES = {
+    AutoscalerOptionsConfig.UpscalingMode.UNSPECIFIED: None,
+    AutoscalerOptionsConfig.UpscalingMode.DEFAULT: "Default",
+    AutoscalerOptionsConfig.UpscalingMode.AGGRESSIVE: "Aggressive",
+    AutoscalerOptionsConfig.UpscalingMode.CONSERVATIVE: "Conservative",
+}
+
 
 @dataclass
 class RayJobConfig:
@@ -113,43 +159,59 @@ class RayJobConfig:
     With ``address`` set, the task uses that existing cluster and no cluster is created.
     ``pre_running_deadline_seconds`` fails a KubeRay run whose cluster is not running within
     that many seconds (an image that cannot be pulled, no node with room), instead of waiting.
-    With ``enable_autoscaling``, every worker group needs ``min_replicas`` and
-    ``max_replicas``: flyray does not guess autoscaling bounds (KubeRay's default maximum is
-    unbounded). ``reuse_cluster`` keeps the cluster on KubeRay between runs: each run is a
-    RayJob that selects it, and flyray deletes it after the ``cluster_idle_timeout`` setting.
+    With ``enable_autoscaling``, a worker group without ``min_replicas``/``max_replicas`` gets
+    KubeRay's defaults (0 and unbounded), with a warning. ``reuse_cluster`` (or the
+    environment's ``reusable=ReusePolicy(...)``) keeps the cluster between runs: each run is a
+    RayJob that selects it, deleted after the idle time (``idle_ttl`` or
+    ``cluster_idle_timeout``).
     """
 
     worker_node_config: list[WorkerNodeConfig] = field(default_factory=list)
     head_node_config: HeadNodeConfig | None = None
     enable_autoscaling: bool = False
+    autoscaler_options: AutoscalerOptionsConfig | None = None
     runtime_env: dict[str, Any] | None = None
     address: str | None = None
     shutdown_after_job_finishes: bool = False
     ttl_seconds_after_finished: int | None = None
-    autoscaler_options: AutoscalerOptions | None = None
     pre_running_deadline_seconds: int | None = None
     reuse_cluster: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
+        self._warn_without_effect()
+
+    def _warn_without_effect(self) -> None:
+        """Settings KubeRay accepts but that do less than they seem to (once, when made)."""
+        if self.autoscaler_options is not None and not self.enable_autoscaling:
+            warnings.warn(
+                "RayJobConfig.autoscaler_options has no effect without "
+                "enable_autoscaling=True (KubeRay runs no autoscaler then)",
+                UserWarning,
+                stacklevel=4,
+            )
+        for i, worker in enumerate(self.worker_node_config):
+            if self.enable_autoscaling and worker.max_replicas is None:
+                warnings.warn(
+                    f"worker_node_config[{i}] ({worker.group_name!r}) has "
+                    "enable_autoscaling=True and no max_replicas: KubeRay's defaults apply "
+                    f"(min {KUBERAY_MIN_REPLICAS}, max {KUBERAY_MAX_REPLICAS}, i.e. unbounded); "
+                    "set min_replicas/max_replicas to bound the autoscaler",
+                    UserWarning,
+                    stacklevel=4,
+                )
 
     def validate(self) -> None:
         """Check every rule that spans fields or nodes (node rules ran at their construction)."""
         if self.head_node_config is None:
             self.head_node_config = HeadNodeConfig()
         _check_type("head_node_config", self.head_node_config, HeadNodeConfig)
-        _check_workers(self.worker_node_config, autoscaling=self.enable_autoscaling)
+        _check_workers(self.worker_node_config)
         for name in ("enable_autoscaling", "shutdown_after_job_finishes", "reuse_cluster"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, getattr(self, name), "must be True or False")
         if self.autoscaler_options is not None:
-            _check_type("autoscaler_options", self.autoscaler_options, AutoscalerOptions)
-            if not self.enable_autoscaling:
-                raise ConfigError(
-                    "autoscaler_options",
-                    self.autoscaler_options,
-                    "needs enable_autoscaling=True (the options configure the autoscaler)",
-                )
+            _check_type("autoscaler_options", self.autoscaler_options, AutoscalerOptionsConfig)
         _check_ttl(self.ttl_seconds_after_finished, self.shutdown_after_job_finishes)
         _check_pre_running_deadline(self.pre_running_deadline_seconds)
         _check_runtime_env(self.runtime_env)
@@ -220,7 +282,7 @@ def _check_requests_within_limits(
             )
 
 
-def _check_workers(workers: object, *, autoscaling: bool) -> None:
+def _check_workers(workers: object) -> None:
     if not isinstance(workers, list):
         raise ConfigError("worker_node_config", workers, "must be a list of WorkerNodeConfig")
     seen: set[str] = set()
@@ -231,14 +293,6 @@ def _check_workers(workers: object, *, autoscaling: bool) -> None:
                 f"worker_node_config[{i}].group_name", worker.group_name, "must be unique"
             )
         seen.add(worker.group_name)
-        if autoscaling:
-            for bound in ("min_replicas", "max_replicas"):
-                if getattr(worker, bound) is None:
-                    raise ConfigError(
-                        f"worker_node_config[{i}].{bound}",
-                        None,
-                        "must be set when enable_autoscaling=True (the autoscaler's bounds)",
-                    )
 
 
 def _check_type(field_name: str, value: object, expected: type) -> None:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import os
+import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
-from flyray.errors import SubmissionError
+from flyray.config.policies import ReusePolicy
+from flyray.errors import BadConfigurationError, SubmissionError
 from flyray.manifest.pod import ray_pod_template, resource_requirements
 from flyray.plugins.ray.config import (
+    KUBERAY_MAX_REPLICAS,
+    KUBERAY_MIN_REPLICAS,
     AutoscalerOptions,
+    AutoscalerOptionsConfig,
     HeadNodeConfig,
     RayJobConfig,
     WorkerNodeConfig,
@@ -23,6 +29,7 @@ from flyray.task.context import in_cluster
 __all__ = [
     "WORKING_DIR_EXCLUDES",
     "AutoscalerOptions",
+    "AutoscalerOptionsConfig",
     "HeadNodeConfig",
     "RayFunctionTask",
     "RayJobConfig",
@@ -53,17 +60,36 @@ class RayFunctionTask(FunctionTask):
     """A task whose environment declares a Ray cluster with a ``RayJobConfig``."""
 
     plugin_config: RayJobConfig
+    supports_reuse_policy: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._started_ray = False
+        _check_reuse_policy(self.env.reusable, self.plugin_config)
+
+    @property
+    def reuses_cluster(self) -> bool:
+        """Runs share one kept RayCluster: ``reusable=ReusePolicy(...)`` or ``reuse_cluster``."""
+        return self.env.reusable is not None or self.plugin_config.reuse_cluster
 
     async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Call ``ray.init()`` unless Ray is already initialised (then leave it as it is)."""
+        """Call ``ray.init()`` unless Ray is already initialised (then leave it as it is).
+
+        Concurrent calls in one process share the Ray that the first one started: each call
+        holds it until its ``post()``, and the last one to finish shuts it down.
+        """
         import ray
 
-        if ray.is_initialized():
-            return {}
+        with _RAY_LOCK:
+            if ray.is_initialized():
+                _hold_ray_if_ours()
+                return {}
+            self._init_ray(ray)
+            global _ray_holders
+            _ray_holders = 0
+            _hold_ray_if_ours(started=True)
+        return {}
+
+    def _init_ray(self, ray: Any) -> None:
         init_params: dict[str, Any] = {}
         if self.plugin_config.address is not None:
             init_params["address"] = self.plugin_config.address
@@ -82,16 +108,23 @@ class RayFunctionTask(FunctionTask):
                 "cluster is up, and for token authentication RAY_AUTH_MODE=token with "
                 "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
             ) from exc
-        self._started_ray = True
-        return {}
 
     async def post(self, return_vals: Any) -> Any:
-        """Shut down a Ray instance that ``pre`` started; leave alone one it only joined."""
-        if self._started_ray:
-            import ray
+        """Let go of the Ray that ``pre`` started; the last call to let go shuts it down.
 
-            ray.shutdown()
-            self._started_ray = False
+        A Ray that was running before (the user's, or a job's) is left alone.
+        """
+        held = _held_by_this_call.get()
+        if held:
+            _held_by_this_call.set(held - 1)
+            with _RAY_LOCK:
+                global _ray_holders
+                _ray_holders -= 1
+                if _ray_holders == 0 and _ray_started_by_flyray:
+                    import ray
+
+                    ray.shutdown()
+                    _forget_ray()
         return return_vals
 
     def describe_pre(self) -> str:
@@ -147,6 +180,13 @@ class RayFunctionTask(FunctionTask):
             config["runtimeEnvYAML"] = runtime_env_yaml(cfg.runtime_env)
         return config
 
+    def _bound(self, value: int | None, replicas: int, kuberay_default: int) -> int:
+        """A written bound: the given one, else ``replicas`` (fixed size) or KubeRay's default
+        under autoscaling."""
+        if value is not None:
+            return value
+        return kuberay_default if self.plugin_config.enable_autoscaling else replicas
+
     def _head_group(self, head: HeadNodeConfig) -> dict[str, Any]:
         requests, limits = head.requests, head.limits
         if requests is None and limits is None and head.pod_template is None:
@@ -171,11 +211,66 @@ class RayFunctionTask(FunctionTask):
         return {
             "groupName": worker.group_name,
             "replicas": worker.replicas,
-            "minReplicas": _bound(worker.min_replicas, worker.replicas),
-            "maxReplicas": _bound(worker.max_replicas, worker.replicas),
+            "minReplicas": self._bound(worker.min_replicas, worker.replicas, KUBERAY_MIN_REPLICAS),
+            "maxReplicas": self._bound(worker.max_replicas, worker.replicas, KUBERAY_MAX_REPLICAS),
             "rayStartParams": dict(sorted(worker.ray_start_params.items())),
             "template": template,
         }
+
+
+# Ray is one per process: the calls of every Ray task share it (see ``pre``/``post``).
+_RAY_LOCK = threading.Lock()
+_ray_started_by_flyray = False
+_ray_holders = 0  # calls between their pre() and post() that hold the Ray flyray started
+_held_by_this_call: contextvars.ContextVar[int] = contextvars.ContextVar("held", default=0)
+
+
+def _hold_ray_if_ours(*, started: bool = False) -> None:
+    """Count this call as a holder of Ray when flyray's ``pre`` started it (lock held)."""
+    global _ray_started_by_flyray, _ray_holders
+    if started:
+        _ray_started_by_flyray = True
+    if _ray_started_by_flyray:
+        _ray_holders += 1
+        _held_by_this_call.set(_held_by_this_call.get() + 1)
+
+
+def _forget_ray() -> None:
+    global _ray_started_by_flyray
+    _ray_started_by_flyray = False
+
+
+def _check_reuse_policy(policy: ReusePolicy | None, config: RayJobConfig) -> None:
+    """Flyte's rules for a reused Ray cluster: one shared cluster that outlives every job."""
+    if policy is None:
+        return
+    if policy.max_replicas != 1:
+        raise BadConfigurationError(
+            "TaskEnvironment.reusable.replicas",
+            policy.replicas,
+            "must be 1: reusable Ray tasks currently support exactly 1 replica (one shared "
+            "RayCluster); use ReusePolicy(replicas=1)",
+        )
+    if policy.concurrency != 1:
+        raise BadConfigurationError(
+            "TaskEnvironment.reusable.concurrency",
+            policy.concurrency,
+            "must be 1: reusable Ray tasks currently don't support setting concurrency",
+        )
+    if config.shutdown_after_job_finishes:
+        raise BadConfigurationError(
+            "RayJobConfig.shutdown_after_job_finishes",
+            True,
+            "cannot be used with a reuse policy: the shared RayCluster must outlive individual "
+            "jobs; it is shut down after ReusePolicy(idle_ttl=...) of inactivity",
+        )
+    if config.ttl_seconds_after_finished is not None:
+        raise BadConfigurationError(
+            "RayJobConfig.ttl_seconds_after_finished",
+            config.ttl_seconds_after_finished,
+            "is ignored when a reuse policy is set; use ReusePolicy(idle_ttl=...) to control "
+            "when the shared RayCluster is shut down",
+        )
 
 
 def _job_runtime_env() -> dict[str, Any]:
@@ -197,15 +292,10 @@ def runtime_env_yaml(runtime_env: dict[str, Any]) -> str:
     return yaml.safe_dump(runtime_env, sort_keys=True, default_flow_style=False)
 
 
-def _bound(value: int | None, replicas: int) -> int:
-    """KubeRay needs min and max written; without autoscaling both default to ``replicas``."""
-    return replicas if value is None else value
-
-
-def _autoscaler_options(options: AutoscalerOptions) -> dict[str, Any]:
+def _autoscaler_options(options: AutoscalerOptionsConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if options.upscaling_mode is not None:
-        out["upscalingMode"] = options.upscaling_mode
+    if options.kuberay_upscaling_mode is not None:
+        out["upscalingMode"] = options.kuberay_upscaling_mode
     if options.idle_timeout_seconds is not None:
         out["idleTimeoutSeconds"] = options.idle_timeout_seconds
     if options.image is not None:
