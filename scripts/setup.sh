@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install flyray with its test tools from PyPI.
+# Create .venv (once) and install flyray with its test tools and the real flyte from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -7,4 +7,4 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -e ".[test,flyte]"

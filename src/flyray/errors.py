@@ -169,8 +169,9 @@ class BadConfigurationError(ConfigError, RuntimeUserError):
     """Settings that cannot go together; Flyte raises ``RuntimeUserError("BadConfiguration")``."""
 
     def __init__(self, field: str, value: Any, rule: str) -> None:
-        ConfigError.__init__(self, field, value, rule)
+        self.field, self.value, self.rule = field, value, rule
         self.code, self.kind, self.worker = "BadConfiguration", "user", None
+        Exception.__init__(self, f"{field} {rule}; got {value!r}")
 
 
 class TaskError(RuntimeUserError):

@@ -10,6 +10,7 @@ from flyray.config.settings import Settings
 from flyray.errors import ConfigError
 from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunStatus, new_run_id
 from flyray.task.base import FunctionTask
+from flyray.task.inert import warn_without_effect
 
 __all__ = ["MODES", "Run", "RunContext", "run", "with_runcontext"]
 
@@ -74,6 +75,7 @@ class RunContext:
         """Run ``task(*args, **kwargs)`` to completion; the task's own error is raised."""
         if not isinstance(task, FunctionTask):
             raise ConfigError("task", task, "must be a task made with @TaskEnvironment.task")
+        warn_without_effect(task, self.mode)
         executor = self.executor()
         run_id = new_run_id()
         executor.submit(task, args, kwargs, run_id=run_id)

@@ -88,3 +88,41 @@ def test_in_cluster_leaves_out_what_the_job_already_carries(monkeypatch, tmp_pat
     job = {"runtime_env": {"working_dir": "file:///store/bundles/x.zip", "env_vars": {"A": "1"}}}
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(job))
     assert squares_and_env.runtime_env() == {}
+
+
+@env.task
+async def use_an_actor(tag: str, started=None, wait_for=None) -> str:
+    @ray.remote
+    class Echo:
+        def say(self, text: str) -> str:
+            return text
+
+    actor = Echo.remote()
+    assert ray.get(actor.say.remote("ready")) == "ready"
+    if started is not None:
+        started.set()
+    if wait_for is not None:
+        await wait_for.wait()
+    return ray.get(actor.say.remote(tag))
+
+
+def test_concurrent_calls_share_ray_until_the_last_one_finishes(ray_tmpdir):
+    """The first call to finish must not shut Ray down under the second one's actor."""
+    import asyncio
+
+    assert not ray.is_initialized(), "another test left Ray initialised in this process"
+
+    async def main() -> list[str]:
+        second_started, first_done = asyncio.Event(), asyncio.Event()
+
+        async def first() -> str:
+            result = await use_an_actor("first", wait_for=second_started)
+            first_done.set()
+            return result
+
+        second = use_an_actor("second", started=second_started, wait_for=first_done)
+        return await asyncio.gather(first(), second)
+
+    assert asyncio.run(main()) == ["first", "second"]
+    assert not ray.is_initialized()
+    assert wait_until_gone(ray_tmpdir) == []

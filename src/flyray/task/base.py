@@ -194,6 +194,9 @@ class FunctionTask:
         self, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, on_phase: PhaseCallback | None
     ) -> Any:
         """Run here, with the task's retries, timeout and the environment's env vars."""
+        from flyray.task.inert import warn_without_effect
+
+        warn_without_effect(self, "local")
         report = on_phase or (lambda phase: None)
         backoff = self.retry_strategy.backoff
         for attempt in range(self.retries + 1):

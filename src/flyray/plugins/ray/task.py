@@ -165,6 +165,9 @@ class RayFunctionTask(FunctionTask):
             "headGroupSpec": self._head_group(cfg.head_node_config),
             "workerGroupSpecs": [self._worker_group(w) for w in cfg.worker_node_config],
         }
+        if self.service_account:
+            for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+                group["template"]["spec"].setdefault("serviceAccountName", self.service_account)
         if cfg.autoscaler_options is not None:
             cluster["autoscalerOptions"] = _autoscaler_options(cfg.autoscaler_options)
         config: dict[str, Any] = {
@@ -195,7 +198,7 @@ class RayFunctionTask(FunctionTask):
             container_name="ray-head",
             requests=requests,
             limits=limits,
-            pod_template=head.pod_template,
+            pod_template=head.pod_template or self.effective_pod_template,
             image=self.env.image,
         )
         return {"rayStartParams": dict(sorted(head.ray_start_params.items())), "template": template}
@@ -205,7 +208,7 @@ class RayFunctionTask(FunctionTask):
             container_name="ray-worker",
             requests=worker.requests,
             limits=worker.limits,
-            pod_template=worker.pod_template,
+            pod_template=worker.pod_template or self.effective_pod_template,
             image=self.env.image,
         )
         return {

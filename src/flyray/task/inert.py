@@ -1,0 +1,77 @@
+"""Flyte settings a mode cannot honour: named in one warning each, never silently dropped.
+
+flyray accepts every setting a Flyte program passes. Where one has no effect in the mode a
+task runs in (a Kubernetes service account in ``local`` mode, a result cache anywhere), the
+first run of that task in that mode says so with a ``NoEffectWarning``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flyray.task.base import FunctionTask
+
+__all__ = ["NoEffectWarning", "settings_without_effect", "warn_without_effect"]
+
+_KUBE_MODES = ("kuberay",)
+_CLUSTER_MODES = ("local-cluster", "kuberay")  # modes whose clusters flyray creates
+_warned: set[tuple[str, str, str]] = set()
+
+
+class NoEffectWarning(UserWarning):
+    """A setting that is accepted but does nothing in the mode a task runs in."""
+
+
+def settings_without_effect(task: FunctionTask, mode: str) -> Iterator[tuple[str, str]]:
+    """(setting, why) for each setting of ``task`` that ``mode`` does not honour."""
+    env = task.env
+    pods_only = f"has no effect in {mode} mode (only kuberay pods use it)"
+    if mode not in _KUBE_MODES:
+        if task.service_account:
+            yield "service_account", pods_only
+        if task.effective_pod_template is not None and mode not in _CLUSTER_MODES:
+            yield "pod_template", pods_only
+        if any(secret.mount is not None for secret in env.secrets):
+            yield "Secret.mount", pods_only
+    if isinstance(task.pod_template or env.pod_template, str):
+        yield (
+            "pod_template",
+            "names a pod template kept by Flyte's backend, which flyray does not have: "
+            "pass a flyray.PodTemplate instead",
+        )
+    if env.reusable is not None and mode not in _CLUSTER_MODES:
+        yield "reusable", f"has no effect in {mode} mode (flyray creates no cluster to keep)"
+    if task.interruptible or (task.interruptible is None and env.interruptible):
+        yield (
+            "interruptible",
+            "has no effect: flyray does not pick spot nodes; put your cloud's spot node "
+            "selector and toleration in a pod_template",
+        )
+    if _caches(task.cache) or (task.cache is None and _caches(env.cache)):
+        yield "cache", "has no effect: flyray does not cache task results"
+    if task.queue or env.queue:
+        yield "queue", "has no effect: flyray has no queues (the mode chooses where a task runs)"
+    if task.report:
+        yield "report", "has no effect: flyray makes no HTML reports"
+    if task.triggers:
+        yield "triggers", "have no effect: flyray runs tasks when asked (use cron to schedule)"
+    if task.links:
+        yield "links", "have no effect: flyray has no UI to show them in"
+
+
+def warn_without_effect(task: FunctionTask, mode: str) -> None:
+    """Warn once per task, setting and mode about what ``mode`` does not honour."""
+    for setting, why in settings_without_effect(task, mode):
+        key = (task.name, setting, mode)
+        if key in _warned:
+            continue
+        _warned.add(key)
+        warnings.warn(f"task {task.name!r}: {setting} {why}", NoEffectWarning, stacklevel=3)
+
+
+def _caches(cache: object) -> bool:
+    behavior = getattr(cache, "behavior", cache)
+    return behavior in ("auto", "override")

@@ -1,0 +1,218 @@
+"""Flyte's task options, task objects (.aio, .override), policies and errors, in local mode."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import warnings
+from datetime import timedelta
+
+import pytest
+
+import flyray
+from flyray import errors
+from flyray.plugins.ray import RayJobConfig, WorkerNodeConfig
+from flyray.task.inert import NoEffectWarning
+
+env = flyray.TaskEnvironment(name="options_env")
+attempts: list[str] = []
+
+
+@env.task(retries=flyray.RetryStrategy(count=2, backoff=flyray.Backoff(base=timedelta(0))))
+def flaky(fail_times: int) -> int:
+    attempts.append("flaky")
+    if len(attempts) <= fail_times:
+        raise ValueError(f"attempt {len(attempts)} failed")
+    return len(attempts)
+
+
+@env.task(retries=3)
+def hopeless() -> None:
+    attempts.append("hopeless")
+    raise errors.NonRecoverableError("do not retry me")
+
+
+@env.task(short_name="renamed", timeout=0)
+def plain(x: int) -> int:
+    return x + 1
+
+
+barrier = threading.Barrier(2, timeout=30)
+
+
+@env.task
+def meet(x: int) -> int:
+    barrier.wait()  # both calls must be running at once to pass
+    return x
+
+
+@pytest.fixture(autouse=True)
+def _fresh_attempts():
+    attempts.clear()
+
+
+def test_retry_strategy_retries_with_its_backoff():
+    assert flaky(2) == 3
+    assert attempts == ["flaky"] * 3
+
+
+def test_non_recoverable_error_is_not_retried():
+    with pytest.raises(errors.NonRecoverableError, match="do not retry me"):
+        hopeless()
+    assert attempts == ["hopeless"]
+
+
+def test_a_failed_task_is_its_own_type_and_flytes_runtime_user_error():
+    with pytest.raises(ValueError, match="attempt 3 failed") as info:
+        flaky(5)
+    error = info.value
+    assert isinstance(error, errors.RuntimeUserError)
+    assert isinstance(error, flyray.FlyrayError)
+    assert (error.code, error.kind) == ("ValueError", "user")
+    assert repr(error) == "ValueError('attempt 3 failed')"
+    attempts.clear()
+    with pytest.raises(errors.RuntimeUserError):
+        flyray.run(flaky, 5)
+
+
+def test_short_name_and_zero_timeout_mean_what_flyte_says():
+    assert plain.short_name == "renamed" and plain.name == "options_env.renamed"
+    assert plain.timeout is None
+    assert plain(1) == 2
+
+
+@pytest.mark.parametrize(
+    ("timeout", "seconds"),
+    [
+        (5, 5.0),
+        (timedelta(minutes=1), 60.0),
+        (flyray.Timeout(max_runtime=30, deadline=timedelta(seconds=20)), 20.0),
+        (flyray.Timeout(max_queued_time=10), None),
+        (flyray.Timeout(), None),
+    ],
+)
+def test_timeout_forms(timeout, seconds):
+    def job() -> None:
+        pass
+
+    assert env.task(timeout=timeout)(job).timeout == seconds
+
+
+def test_aio_runs_sync_tasks_concurrently_from_async_code():
+    async def main() -> list[int]:
+        return await asyncio.gather(meet.aio(1), meet.aio(2))
+
+    assert asyncio.run(main()) == [1, 2]
+
+
+def test_override_changes_a_copy():
+    heavier = plain.override(retries=2, resources=flyray.Resources(cpu="2"), env_vars={"A": "1"})
+    assert (heavier.retries, heavier.env.resources.cpu, heavier.env.env_vars) == (
+        2,
+        "2",
+        {"A": "1"},
+    )
+    assert (plain.retries, plain.env.resources, plain.env.env_vars) == (0, None, None)
+    assert heavier(1) == 2 and heavier.name == plain.name
+    with pytest.raises(flyray.ConfigError, match=r"task\.override"):
+        plain.override(colour="blue")
+
+
+@pytest.mark.parametrize(
+    ("policy", "config", "fragment"),
+    [
+        (flyray.ReusePolicy(replicas=(1, 3), idle_ttl=600), {}, "exactly 1 replica"),
+        (flyray.ReusePolicy(replicas=1, concurrency=2), {}, "concurrency"),
+        (flyray.ReusePolicy(replicas=1), {"shutdown_after_job_finishes": True}, "outlive"),
+        (flyray.ReusePolicy(replicas=1), {"ttl_seconds_after_finished": 0}, "idle_ttl"),
+    ],
+)
+def test_reuse_policy_conflicts_are_flytes_runtime_user_errors(policy, config, fragment):
+    ray_env = flyray.TaskEnvironment(
+        name="reused",
+        plugin_config=RayJobConfig(worker_node_config=[], **config),
+        reusable=policy,
+    )
+    with pytest.raises(errors.RuntimeUserError, match=fragment) as info:
+        ray_env.task(_job)
+    assert isinstance(info.value, flyray.ConfigError) and info.value.code == "BadConfiguration"
+
+
+def test_a_reuse_policy_reuses_the_cluster_for_its_idle_ttl():
+    ray_env = flyray.TaskEnvironment(
+        name="reused",
+        plugin_config=RayJobConfig(worker_node_config=[]),
+        reusable=flyray.ReusePolicy(replicas=1, idle_ttl=600),
+    )
+    task = ray_env.task(_job)
+    assert task.reuses_cluster
+    assert "reusePolicy" not in task.custom_config() and "rayClusterSpec" in task.custom_config()
+
+
+def test_reuse_needs_a_plugin_that_supports_it():
+    class Other:
+        pass
+
+    flyray.register_plugin(Other, flyray.FunctionTask)
+    with pytest.raises(flyray.ConfigError, match="cannot go with a plugin_config"):
+        flyray.TaskEnvironment(name="x", plugin_config=Other(), reusable=flyray.ReusePolicy())
+
+
+@pytest.mark.parametrize(
+    ("factory", "field"),
+    [
+        (lambda: flyray.RetryStrategy(count=-1), "RetryStrategy.count"),
+        (lambda: flyray.Backoff(base=timedelta(1), factor=2.0), "Backoff.cap"),
+        (lambda: flyray.Timeout(max_runtime=-5), "Timeout.max_runtime"),
+        (lambda: flyray.ReusePolicy(idle_ttl=10), "ReusePolicy.idle_ttl"),
+        (lambda: flyray.ReusePolicy(replicas=(3, 1)), "ReusePolicy.replicas"),
+        (lambda: flyray.Cache("sometimes"), "Cache.behavior"),
+        (
+            lambda: flyray.TaskEnvironment("e", depends_on=["other"]),
+            "TaskEnvironment.depends_on[0]",
+        ),
+        (lambda: flyray.TaskEnvironment("e", include="a.txt"), "TaskEnvironment.include"),
+        (lambda: flyray.TaskEnvironment("e", cache="always"), "TaskEnvironment.cache"),
+    ],
+)
+def test_bad_policies_name_the_field(factory, field):
+    with pytest.raises(flyray.ConfigError) as info:
+        factory()
+    assert info.value.field == field
+
+
+def test_settings_without_effect_warn_once_per_task_and_mode():
+    quiet = flyray.TaskEnvironment(
+        name="warned_env", service_account="runner", cache="auto", interruptible=True
+    )
+    task = quiet.task(_job)
+    with pytest.warns(NoEffectWarning) as caught:
+        task()
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 3
+    assert "service_account has no effect in local mode" in messages[2]
+    assert "cache has no effect" in messages[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task()  # said once already
+
+
+def test_service_account_and_environment_pod_template_reach_the_ray_pods():
+    ray_env = flyray.TaskEnvironment(
+        name="kube_env",
+        plugin_config=RayJobConfig(worker_node_config=[WorkerNodeConfig("w", replicas=1)]),
+        service_account="ray-runner",
+        pod_template=flyray.PodTemplate(
+            pod_spec={"containers": [], "tolerations": [{"key": "ray", "operator": "Exists"}]}
+        ),
+    )
+    cluster = ray_env.task(_job).custom_config()["rayClusterSpec"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        spec = group["template"]["spec"]
+        assert spec["serviceAccountName"] == "ray-runner"
+        assert spec["tolerations"] == [{"key": "ray", "operator": "Exists"}]
+        assert spec["containers"][0]["name"] in ("ray-head", "ray-worker")
+
+
+def _job() -> None:
+    pass
