@@ -5,6 +5,7 @@ Importing flyray imports neither Ray nor Kubernetes: they load when a task runs.
 """
 
 from flyray._version import __version__
+from flyray.config.accelerators import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, Neuron
 from flyray.config.pod_template import PodTemplate
 from flyray.config.resources import Resources
 from flyray.config.secrets import Secret
@@ -25,11 +26,16 @@ from flyray.task.base import FunctionTask
 from flyray.task.environment import TaskEnvironment
 from flyray.task.registry import register_plugin
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_public_api.py checks
+    "AMD_GPU",
     "ConfigError",
+    "Device",
     "FlyrayError",
     "FunctionTask",
+    "GPU",
+    "HABANA_GAUDI",
     "ManifestError",
+    "Neuron",
     "PluginNotFoundError",
     "PodTemplate",
     "Resources",
@@ -39,6 +45,7 @@ __all__ = [
     "RunStoreError",
     "Secret",
     "SubmissionError",
+    "TPU",
     "TaskEnvironment",
     "TaskError",
     "TaskLoadError",

@@ -16,6 +16,12 @@ from flyray.plugins.ray.config import (
     RayJobConfig,
     WorkerNodeConfig,
 )
+from flyray.plugins.ray.resources import (
+    accelerator_resources,
+    head_resources,
+    node_label_settings,
+    with_accelerator_resources,
+)
 from flyray.task.base import FunctionTask
 from flyray.task.context import in_cluster
 
@@ -148,32 +154,48 @@ class RayFunctionTask(FunctionTask):
         return config
 
     def _head_group(self, head: HeadNodeConfig) -> dict[str, Any]:
-        requests, limits = head.requests, head.limits
-        if requests is None and limits is None and head.pod_template is None:
-            requests = self.env.resources
+        requests, limits = head_resources(head, self.env.resources)
+        where = (
+            "HeadNodeConfig"
+            if (requests, limits) == (head.requests, head.limits)
+            else ("TaskEnvironment.resources")
+        )
         template = ray_pod_template(
             container_name="ray-head",
             requests=requests,
             limits=limits,
             pod_template=head.pod_template,
             image=self.env.image,
+            where=where,
+            **node_label_settings(requests, limits),
         )
-        return {"rayStartParams": dict(sorted(head.ray_start_params.items())), "template": template}
+        params = with_accelerator_resources(
+            head.ray_start_params, accelerator_resources(requests, limits), where=where
+        )
+        return {"rayStartParams": dict(sorted(params.items())), "template": template}
 
     def _worker_group(self, worker: WorkerNodeConfig) -> dict[str, Any]:
+        where = f"WorkerNodeConfig(group_name={worker.group_name!r})"
         template = ray_pod_template(
             container_name="ray-worker",
             requests=worker.requests,
             limits=worker.limits,
             pod_template=worker.pod_template,
             image=self.env.image,
+            where=where,
+            **node_label_settings(worker.requests, worker.limits),
+        )
+        params = with_accelerator_resources(
+            worker.ray_start_params,
+            accelerator_resources(worker.requests, worker.limits),
+            where=where,
         )
         return {
             "groupName": worker.group_name,
             "replicas": worker.replicas,
             "minReplicas": _bound(worker.min_replicas, worker.replicas),
             "maxReplicas": _bound(worker.max_replicas, worker.replicas),
-            "rayStartParams": dict(sorted(worker.ray_start_params.items())),
+            "rayStartParams": dict(sorted(params.items())),
             "template": template,
         }
 
