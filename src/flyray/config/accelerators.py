@@ -91,7 +91,15 @@ _NODE_LABEL = {
     **{name: f"aws-neuron-{name.lower()}" for name in _NEURON},
     **{name: f"amd-{name.lower()}" for name in _AMD},
     "Gaudi1": "habana-gaudi-dl1",
+    # Older NVIDIA names Flyte's SDK maps though its GPU type list no longer has them.
+    "A100G": "nvidia-a100g",
+    "K80": "nvidia-tesla-k80",
+    "L4_VWS": "nvidia-l4-vws",
+    "M60": "nvidia-tesla-m60",
+    "P4": "nvidia-tesla-p4",
+    "P100": "nvidia-tesla-p100",
 }
+_NODE_LABEL_BY_LOWER = {name.lower(): value for name, value in _NODE_LABEL.items()}
 
 # Container resource keys per class; NVIDIA's is the caller's (``nvidia.com/gpu`` by default).
 _RESOURCE_KEY = {
@@ -232,9 +240,9 @@ def node_label_value(device: Device) -> str | None:
     if device.device is None:
         return None
     if device.device in _SHARED:
-        model = canonical_device(device.device.split()[0])[0]
-        return f"{_NODE_LABEL.get(model, model.lower())}-shared"
-    return _NODE_LABEL.get(device.device, device.device)
+        model = device.device.split()[0]
+        return f"{_NODE_LABEL_BY_LOWER.get(model.lower(), model.lower())}-shared"
+    return _NODE_LABEL_BY_LOWER.get(device.device.lower(), device.device)
 
 
 def device_resource_key(device: Device, nvidia_key: str) -> str:
