@@ -91,7 +91,7 @@ def test_flyte_ray_example_pairs():
     res = Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))
     assert res.as_requests() == Resources(cpu=1, memory="1Gi")
     assert res.as_limits() == Resources(cpu=2, memory="2Gi")
-    assert res.has_pairs() and not res.as_limits().has_pairs()
+    assert Resources(cpu=1).as_requests() == Resources(cpu=1) == Resources(cpu=1).as_limits()
 
 
 def test_parameter_names_order_and_defaults_match_flyte():

@@ -98,10 +98,6 @@ class Resources:
             return None
         return "" if self.shm == "auto" else _quantity_text(self.shm)
 
-    def has_pairs(self) -> bool:
-        """Whether cpu or memory is a (request, limit) pair."""
-        return any(isinstance(getattr(self, name), tuple) for name in _PAIRED)
-
     def as_requests(self) -> Resources:
         """This with every (request, limit) pair replaced by its request."""
         return replace(self, **{n: getattr(self, n)[0] for n in _PAIRED if self._paired(n)})
