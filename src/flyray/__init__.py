@@ -5,6 +5,7 @@ Importing flyray imports neither Ray nor Kubernetes: they load when a task runs.
 """
 
 from flyray._version import __version__
+from flyray.config.accelerators import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, Neuron
 from flyray.config.pod_template import PodTemplate
 from flyray.config.policies import Backoff, Cache, RetryStrategy, ReusePolicy, Timeout
 from flyray.config.resources import Resources
@@ -26,13 +27,18 @@ from flyray.task.base import FunctionTask
 from flyray.task.environment import TaskEnvironment
 from flyray.task.registry import register_plugin
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_public_api.py checks
+    "AMD_GPU",
     "Backoff",
     "Cache",
     "ConfigError",
+    "Device",
     "FlyrayError",
     "FunctionTask",
+    "GPU",
+    "HABANA_GAUDI",
     "ManifestError",
+    "Neuron",
     "PluginNotFoundError",
     "PodTemplate",
     "Resources",
@@ -44,6 +50,7 @@ __all__ = [
     "RunStoreError",
     "Secret",
     "SubmissionError",
+    "TPU",
     "TaskEnvironment",
     "TaskError",
     "TaskLoadError",

@@ -98,3 +98,23 @@ def test_bad_idle_timeout_names_its_source(tmp_path, value):
         match=r"cluster_idle_timeout \(from env FLYRAY_CLUSTER_IDLE_TIMEOUT\) must be a number",
     ):
         Settings.load(cwd=tmp_path, environ={"FLYRAY_CLUSTER_IDLE_TIMEOUT": value})
+
+
+def test_accelerator_labels_default_to_flytes_and_can_be_set(tmp_path):
+    settings = Settings.load(cwd=tmp_path, environ={})
+    assert settings.accelerator_label == "k8s.amazonaws.com/accelerator"
+    assert settings.accelerator_partition_label == "k8s.amazonaws.com/gpu-partition-size"
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.flyray]\naccelerator_label = "cloud.google.com/gke-accelerator"\n'
+    )
+    gke = Settings.load(cwd=tmp_path, environ={"FLYRAY_ACCELERATOR_PARTITION_LABEL": "x/y"})
+    assert gke.accelerator_label == "cloud.google.com/gke-accelerator"
+    assert gke.accelerator_partition_label == "x/y"
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "a/b/c", "-leading"])
+def test_accelerator_label_must_be_a_label_key(tmp_path, bad):
+    with pytest.raises(ConfigError) as info:
+        Settings.load(cwd=tmp_path, environ={}, overrides={"accelerator_label": bad})
+    assert info.value.field == "accelerator_label (from flag)"
+    assert "label key" in info.value.rule

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -16,6 +17,8 @@ from typing import Any
 from flyray.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_ACCELERATOR_LABEL",
+    "DEFAULT_ACCELERATOR_PARTITION_LABEL",
     "DEFAULT_CLUSTERS_DIR",
     "DEFAULT_CLUSTER_IDLE_TIMEOUT",
     "DEFAULT_KUBERAY_VERSION",
@@ -28,10 +31,18 @@ DEFAULT_RUN_STORE = "~/.flyray/runs"
 DEFAULT_CLUSTERS_DIR = "~/.flyray/clusters"
 DEFAULT_CLUSTER_IDLE_TIMEOUT = 1800.0  # seconds: a warm cluster nobody uses for 30 min stops
 DEFAULT_KUBERAY_VERSION = "1.7.0"  # the newest KubeRay release flyray writes RayJobs for
+# The node labels Flyte's backend selects a GPU type and a MIG partition with (flytepropeller's
+# gpu-device-node-label and gpu-partition-size-node-label defaults).
+DEFAULT_ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
+DEFAULT_ACCELERATOR_PARTITION_LABEL = "k8s.amazonaws.com/gpu-partition-size"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 _FLAGS = ("shared_run_store",)  # yes/no settings
 _SECONDS = ("cluster_idle_timeout",)  # durations > 0; every other setting is a string
+_LABEL_KEYS = ("accelerator_label", "accelerator_partition_label")  # Kubernetes label keys
+_LABEL_KEY = re.compile(
+    r"^(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,8 @@ class Settings:
     mounted at the same path in the cluster's pods, so kuberay mode may use it.
     ``clusters_dir`` holds the registry of warm local clusters; ``cluster_idle_timeout`` is how
     long (seconds) a warm cluster may go unused before its keeper stops it.
+    ``accelerator_label`` and ``accelerator_partition_label`` are the node labels a Ray pod
+    with a GPU type ("T4:1") or a MIG partition is steered with (see docs/gpus.md).
     """
 
     mode: str = "local"
@@ -55,6 +68,8 @@ class Settings:
     clusters_dir: str = DEFAULT_CLUSTERS_DIR
     cluster_idle_timeout: float = DEFAULT_CLUSTER_IDLE_TIMEOUT
     kuberay_version: str = DEFAULT_KUBERAY_VERSION
+    accelerator_label: str = DEFAULT_ACCELERATOR_LABEL
+    accelerator_partition_label: str = DEFAULT_ACCELERATOR_PARTITION_LABEL
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +79,11 @@ class Settings:
         for name in _SECONDS:
             where = f"{name} (from {self.sources.get(name, 'default')})"
             object.__setattr__(self, name, _seconds(where, getattr(self, name)))
+        for name in _LABEL_KEYS:
+            if not _LABEL_KEY.match(str(getattr(self, name))):
+                where = f"{name} (from {self.sources.get(name, 'default')})"
+                rule = "must be a Kubernetes label key such as 'cloud.google.com/gke-accelerator'"
+                raise ConfigError(where, getattr(self, name), rule)
 
     @classmethod
     def names(cls) -> list[str]:

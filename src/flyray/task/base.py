@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import functools
@@ -210,6 +209,8 @@ class FunctionTask:
                     raise as_user_error(exc) from exc.__cause__
                 report(f"retrying (attempt {attempt + 2} of {self.retries + 1})")
                 if backoff is not None:
+                    import asyncio  # not at module level: it doubles `import flyray`
+
                     await asyncio.sleep(backoff.compute_delay(attempt).total_seconds())
         raise AssertionError("unreachable")
 
@@ -244,6 +245,8 @@ class FunctionTask:
         A sync task runs in a worker thread, so the caller's event loop (e.g. other calls
         gathered with it) keeps going.
         """
+        import asyncio
+
         if self.is_async:
             return await self.run_locally(args, kwargs, on_phase=None)
         return await asyncio.to_thread(run_sync, self.run_locally(args, kwargs, on_phase=None))

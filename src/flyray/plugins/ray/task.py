@@ -22,6 +22,13 @@ from flyray.plugins.ray.config import (
     RayJobConfig,
     WorkerNodeConfig,
 )
+from flyray.plugins.ray.resources import (
+    accelerator_resources,
+    head_resources,
+    local_ray_resources,
+    node_label_settings,
+    with_accelerator_resources,
+)
 from flyray.task.base import FunctionTask
 from flyray.task.context import in_cluster
 
@@ -97,6 +104,9 @@ class RayFunctionTask(FunctionTask):
         if runtime_env:
             init_params["runtime_env"] = runtime_env
         address = self.plugin_config.address or os.environ.get("RAY_ADDRESS")
+        accelerators = local_ray_resources(self.plugin_config, self.env.resources)
+        if address is None and accelerators:  # a new local Ray stands in for every node
+            init_params["resources"] = accelerators
         started = time.monotonic()
         try:
             ray.init(**init_params)
@@ -191,32 +201,48 @@ class RayFunctionTask(FunctionTask):
         return kuberay_default if self.plugin_config.enable_autoscaling else replicas
 
     def _head_group(self, head: HeadNodeConfig) -> dict[str, Any]:
-        requests, limits = head.requests, head.limits
-        if requests is None and limits is None and head.pod_template is None:
-            requests = self.env.resources
+        requests, limits = head_resources(head, self.env.resources)
+        where = (
+            "HeadNodeConfig"
+            if (requests, limits) == (head.requests, head.limits)
+            else ("TaskEnvironment.resources")
+        )
         template = ray_pod_template(
             container_name="ray-head",
             requests=requests,
             limits=limits,
             pod_template=head.pod_template or self.effective_pod_template,
             image=self.env.image,
+            where=where,
+            **node_label_settings(requests, limits),
         )
-        return {"rayStartParams": dict(sorted(head.ray_start_params.items())), "template": template}
+        params = with_accelerator_resources(
+            head.ray_start_params, accelerator_resources(requests, limits), where=where
+        )
+        return {"rayStartParams": dict(sorted(params.items())), "template": template}
 
     def _worker_group(self, worker: WorkerNodeConfig) -> dict[str, Any]:
+        where = f"WorkerNodeConfig(group_name={worker.group_name!r})"
         template = ray_pod_template(
             container_name="ray-worker",
             requests=worker.requests,
             limits=worker.limits,
             pod_template=worker.pod_template or self.effective_pod_template,
             image=self.env.image,
+            where=where,
+            **node_label_settings(worker.requests, worker.limits),
+        )
+        params = with_accelerator_resources(
+            worker.ray_start_params,
+            accelerator_resources(worker.requests, worker.limits),
+            where=where,
         )
         return {
             "groupName": worker.group_name,
             "replicas": worker.replicas,
             "minReplicas": self._bound(worker.min_replicas, worker.replicas, KUBERAY_MIN_REPLICAS),
             "maxReplicas": self._bound(worker.max_replicas, worker.replicas, KUBERAY_MAX_REPLICAS),
-            "rayStartParams": dict(sorted(worker.ray_start_params.items())),
+            "rayStartParams": dict(sorted(params.items())),
             "template": template,
         }
 
