@@ -32,6 +32,7 @@ __all__ = [
     "ConfigError",
     "CustomError",
     "FlyrayError",
+    "ImagePullBackOffError",
     "InitializationError",
     "ManifestError",
     "ModuleLoadError",
@@ -174,6 +175,10 @@ class BadConfigurationError(ConfigError, RuntimeUserError):
         Exception.__init__(self, f"{field} {rule}; got {value!r}")
 
 
+class ImagePullBackOffError(RuntimeUserError):
+    """A container image could not be pulled."""
+
+
 class TaskError(RuntimeUserError):
     """A task that ran somewhere else failed; carries what is needed to find out why.
 
@@ -183,13 +188,13 @@ class TaskError(RuntimeUserError):
     def __init__(
         self,
         message: str,
+        code: str = "TaskError",
         *,
         run_id: str | None = None,
         remote_traceback: str | None = None,
         logs: str | None = None,
-        code: str | None = None,
     ) -> None:
-        super().__init__(code or type(self).__name__, message)
+        super().__init__(code, message)
         self.run_id = run_id
         self.remote_traceback = remote_traceback
         self.logs = logs
@@ -197,6 +202,17 @@ class TaskError(RuntimeUserError):
 
 class TaskTimeoutError(TaskError, TimeoutError):
     """The task did not finish within its ``timeout``."""
+
+    def __init__(
+        self,
+        message: str,
+        code: str = "TaskTimeoutError",
+        *,
+        run_id: str | None = None,
+        remote_traceback: str | None = None,
+        logs: str | None = None,
+    ) -> None:
+        super().__init__(message, code, run_id=run_id, remote_traceback=remote_traceback, logs=logs)
 
 
 _user_error_types: dict[type, type] = {}

@@ -226,7 +226,11 @@ class JobFollower:
                 f"task {self.run_.task.name} failed in run {run_id}: {error.type}: {error.message}"
             )
             return TaskError(
-                message, run_id=run_id, remote_traceback=error.traceback, logs=self._log_uri()
+                message,
+                error.type,
+                run_id=run_id,
+                remote_traceback=error.traceback,
+                logs=self._log_uri(),
             )
         info = self.client.get_job_info(submission_id)
         attempt.error_kind = "infrastructure"

@@ -25,9 +25,6 @@ __all__ = ["MAX_INLINE_IO_BYTES", "FunctionTask", "check_pod_template"]
 PhaseCallback = Callable[[str], None]
 MAX_INLINE_IO_BYTES = 10 * 1024 * 1024  # Flyte's default limit for inline inputs and outputs
 
-# What ``override()`` changes on the environment rather than on the task (as Flyte allows).
-_ENV_OVERRIDES = ("resources", "env_vars", "secrets", "plugin_config", "reusable")
-
 
 class FunctionTask:
     """A task: calling it runs it here; ``flyray.run`` runs it in any mode.
@@ -105,29 +102,73 @@ class FunctionTask:
         """Whether runs share one kept cluster (plugins that support reuse say so)."""
         return False
 
-    def override(self, **changes: Any) -> FunctionTask:
+    def override(
+        self,
+        *,
+        short_name: str | None = None,
+        resources: Any = None,
+        cache: Any = None,
+        retries: int | RetryStrategy = 0,
+        timeout: Any = None,
+        reusable: Any = None,
+        env_vars: dict[str, str] | None = None,
+        secrets: Any = None,
+        service_account: str | None = None,
+        max_inline_io_bytes: int | None = None,
+        pod_template: str | PodTemplate | None = None,
+        queue: str | None = None,
+        interruptible: bool | None = None,
+        entrypoint: bool | None = None,
+        produces_artifacts: bool | None = None,
+        links: Any = (),
+        plugin_config: Any = None,
+        **kwargs: Any,
+    ) -> FunctionTask:
         """A copy of this task with Flyte's ``override`` options applied (the original is kept).
 
-        ``resources``, ``env_vars``, ``secrets``, ``plugin_config`` and ``reusable`` change a
-        copy of the environment; the others (``short_name``, ``retries``, ``timeout``, ...) the
-        task.
+        ``resources``, ``env_vars``, ``secrets``, ``plugin_config`` and ``reusable`` (``"off"``
+        to stop reuse) change a copy of the environment; the others change the task. Options
+        left at their defaults keep the task's values.
         """
         from dataclasses import replace
 
-        allowed = {*inspect.signature(FunctionTask.__init__).parameters, *_ENV_OVERRIDES}
-        unknown = sorted(set(changes) - allowed - {"self", "func", "env"})
-        if unknown:
-            raise ConfigError("task.override", unknown, f"takes only {sorted(allowed)}")
-        clone = copy.copy(self)
-        env_changes = {key: changes.pop(key) for key in _ENV_OVERRIDES if key in changes}
+        if kwargs:
+            raise ConfigError("task.override", sorted(kwargs), "are not options of override()")
+        given = {
+            "resources": resources,
+            "env_vars": env_vars,
+            "secrets": secrets,
+            "plugin_config": plugin_config,
+            "reusable": reusable,
+        }
+        env_changes = {key: value for key, value in given.items() if value is not None}
         if env_changes.get("reusable") == "off":
             env_changes["reusable"] = None
+        task_changes = {
+            key: value
+            for key, value in {
+                "short_name": short_name,
+                "cache": cache,
+                "timeout": timeout,
+                "service_account": service_account,
+                "max_inline_io_bytes": max_inline_io_bytes,
+                "pod_template": pod_template,
+                "queue": queue,
+                "interruptible": interruptible,
+                "entrypoint": entrypoint,
+                "produces_artifacts": produces_artifacts,
+            }.items()
+            if value is not None
+        }
+        if retries != 0:
+            task_changes["retries"] = retries
+        if links:
+            task_changes["links"] = links
+        clone = copy.copy(self)
         if env_changes:
             clone.env = replace(self.env, **env_changes)
             clone.env.tasks.update(self.env.tasks)
-        if changes:
-            options = {**self._options(), **changes}
-            FunctionTask.__init__(clone, self.func, env=clone.env, **options)
+        type(self).__init__(clone, self.func, env=clone.env, **{**self._options(), **task_changes})
         return clone
 
     def _options(self) -> dict[str, Any]:

@@ -290,9 +290,11 @@ def run_error(
         )
     else:
         message = f"run {run_id} of task {task_name} failed: {ref}: {why}; {see}"
-    kind = TaskTimeoutError if timed_out else TaskError
     traceback = getattr(error, "traceback", None)
-    return kind(message, run_id=run_id, remote_traceback=traceback, logs=logs)
+    if timed_out:
+        return TaskTimeoutError(message, run_id=run_id, remote_traceback=traceback, logs=logs)
+    code = error.type if error is not None else "TaskError"
+    return TaskError(message, code, run_id=run_id, remote_traceback=traceback, logs=logs)
 
 
 def _readiness(snapshot: Snapshot) -> tuple[bool, int, int]:
