@@ -216,3 +216,13 @@ def test_service_account_and_environment_pod_template_reach_the_ray_pods():
 
 def _job() -> None:
     pass
+
+
+def test_max_queued_time_is_the_rayjobs_pre_running_deadline():
+    ray_env = flyray.TaskEnvironment(
+        name="queued_env", plugin_config=RayJobConfig(worker_node_config=[])
+    )
+    task = ray_env.task(timeout=flyray.Timeout(max_runtime=600, max_queued_time=119.5))(_job)
+    assert task.timeout == 600.0
+    assert task.custom_config()["preRunningDeadlineSeconds"] == 120
+    assert task.override(retries=1).custom_config()["preRunningDeadlineSeconds"] == 120

@@ -21,6 +21,7 @@ __all__ = [
     "ReusePolicy",
     "Timeout",
     "TimeoutType",
+    "max_queued_seconds",
     "max_runtime_seconds",
     "retry_count",
 ]
@@ -117,6 +118,13 @@ def max_runtime_seconds(field_name: str, timeout: object) -> float | None:
         set_bounds = [b for b in bounds if b is not None]
         return min(set_bounds) if set_bounds else None
     return _seconds(field_name, timeout)
+
+
+def max_queued_seconds(field_name: str, timeout: object) -> float | None:
+    """How long a run may wait for its cluster, in seconds, or None for unlimited."""
+    if not isinstance(timeout, Timeout):
+        return None
+    return _seconds(f"{field_name}.max_queued_time", timeout.max_queued_time)
 
 
 def _seconds(field_name: str, value: object) -> float | None:

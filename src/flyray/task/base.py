@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from flyray._aio import run_sync
 from flyray.config.pod_template import PodTemplate, as_pod_template
-from flyray.config.policies import RetryStrategy, max_runtime_seconds, retry_count
+from flyray.config.policies import (
+    RetryStrategy,
+    max_queued_seconds,
+    max_runtime_seconds,
+    retry_count,
+)
 from flyray.errors import ConfigError, NonRecoverableError, TaskTimeoutError, as_user_error
 
 if TYPE_CHECKING:
@@ -66,6 +71,8 @@ class FunctionTask:
             raise ConfigError("task.short_name", self.short_name, "must be a Python identifier")
         self.retry_strategy = retry_count("task.retries", retries)
         self.timeout = max_runtime_seconds("task.timeout", timeout)
+        self.max_queued_time = max_queued_seconds("task.timeout", timeout)
+        self._timeout_request = timeout
         self.cache = cache
         self.docs = docs
         self.pod_template = check_pod_template("task.pod_template", pod_template)
@@ -176,7 +183,7 @@ class FunctionTask:
         return {
             "short_name": self.short_name,
             "retries": self.retry_strategy,
-            "timeout": self.timeout or 0,
+            "timeout": self._timeout_request,
             "cache": self.cache,
             "docs": self.docs,
             "pod_template": self.pod_template,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import json
+import math
 import os
 import threading
 import time
@@ -188,6 +189,8 @@ class RayFunctionTask(FunctionTask):
             config["ttlSecondsAfterFinished"] = cfg.ttl_seconds_after_finished
         if cfg.pre_running_deadline_seconds is not None:
             config["preRunningDeadlineSeconds"] = cfg.pre_running_deadline_seconds
+        elif self.max_queued_time is not None:  # Flyte's Timeout(max_queued_time=...)
+            config["preRunningDeadlineSeconds"] = math.ceil(self.max_queued_time)
         if cfg.runtime_env:
             config["runtimeEnv"] = encode_runtime_env(cfg.runtime_env)
             config["runtimeEnvYAML"] = runtime_env_yaml(cfg.runtime_env)
