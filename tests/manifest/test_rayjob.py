@@ -739,3 +739,11 @@ def test_ray_token_authentication_where_kuberay_and_ray_have_it() -> None:
     assert "authOptions" not in render(task, kuberay_version="1.5.0")["spec"]["rayClusterSpec"]
     assert "authOptions" not in render(task, ray_version="2.51.0")["spec"]["rayClusterSpec"]
     assert render(task, ray_version="2.52.0")["spec"]["rayClusterSpec"]["authOptions"]
+
+
+def test_an_environment_name_that_starts_with_a_digit_still_names_a_rayjob():
+    from flyray.manifest.rayjob import rayjob_name
+
+    task = make_task(RayJobConfig(), env_name="2d_env")
+    name = rayjob_name(task, "abc123")
+    assert name.startswith("e2d-env-") and name.endswith("-abc123")

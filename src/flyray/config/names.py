@@ -7,7 +7,7 @@ import re
 
 from flyray.errors import ConfigError
 
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$")
+_ENV_NAME = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")  # Flyte's rule
 _DNS1123_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
@@ -18,8 +18,8 @@ def check_env_name(field: str, name: object) -> str:
         raise ConfigError(
             field,
             name,
-            "must be snake_case or kebab-case: lowercase letters, digits, '_' or '-', "
-            "starting with a letter",
+            "must be snake_case or kebab-case: lowercase letters and digits, words joined "
+            "by single '_' or '-'",
         )
     return name
 

@@ -77,11 +77,14 @@ def rayjob_name(task: FunctionTask, run_id: str) -> str:
 def task_label(task: FunctionTask, *, max_length: int = 63) -> str:
     """``<env>-<task>`` as a DNS-1123 label; cut to ``max_length`` with a hash when longer.
 
-    The environment's name starts with a letter, so the label is a DNS-1035 label too.
+    It starts with a letter (an ``e`` goes before an environment name that starts with a
+    digit), so the label is a DNS-1035 label too.
     """
     if max_length < _MIN_LABEL_LENGTH:
         raise ConfigError("max_length", max_length, f"must be >= {_MIN_LABEL_LENGTH}")
     env, short = dns1123_name(task.env.name, max_length=253), dns1123_name(task.short_name)
+    if not env[0].isalpha():  # Flyte allows "2d_env"; a DNS-1035 label starts with a letter
+        env = f"e{env}"
     label = f"{env}-{short}"
     if len(label) <= max_length:
         return label
