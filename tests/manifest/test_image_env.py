@@ -297,3 +297,15 @@ def test_a_job_on_an_existing_cluster_gets_the_images_env_vars_and_refuses_packa
     task = make_task(Image.from_debian_base().with_pip_packages("x"), address="ray://h:10001")
     with pytest.raises(ManifestError, match="pip packages cannot be installed"):
         render_job(task, run_id="r0123456789", command=["true"], image="i:1")
+
+
+def test_the_images_runtime_env_is_part_of_a_warm_clusters_identity():
+    from flyray.executors.warm.match import cluster_key
+
+    def key(image: Image) -> dict:
+        return cluster_key(render(make_task(image), image="i:1", mode="local-cluster"))
+
+    one = key(BASE.with_env_vars({"A": "1"}))
+    assert one == key(BASE.with_env_vars({"A": "1"}))
+    assert one != key(BASE.with_env_vars({"A": "2"}))
+    assert one["runtimeEnv"] == {"env_vars": {"A": "1"}}
