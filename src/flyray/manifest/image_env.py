@@ -43,6 +43,7 @@ _RAY_PIN = re.compile(r"==\s*([0-9][\w.+-]*)\s*$")
 _SCRIPT_BLOCK = re.compile(
     r"(?m)^# /// script$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
 )  # PEP 723's reference regular expression, for the ``script`` block only
+_warned: set[str] = set()
 _CALLS = {
     PipPackages: "with_pip_packages",
     Requirements: "with_requirements",
@@ -300,7 +301,12 @@ def _warn_ray_pin(line: str, image: Image, where: str) -> None:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, UserWarning, stacklevel=3)
+    """A ``NoEffectWarning``, once per message in this process."""
+    from flyray.task.inert import NoEffectWarning
+
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, NoEffectWarning, stacklevel=3)
 
 
 # --- files --------------------------------------------------------------------------------
