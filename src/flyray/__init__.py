@@ -6,6 +6,7 @@ Importing flyray imports neither Ray nor Kubernetes: they load when a task runs.
 
 from flyray._version import __version__
 from flyray.config.accelerators import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, Neuron
+from flyray.config.image import Image
 from flyray.config.pod_template import PodTemplate
 from flyray.config.policies import Backoff, Cache, RetryStrategy, ReusePolicy, Timeout
 from flyray.config.resources import Resources
@@ -37,6 +38,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_public_api.
     "FunctionTask",
     "GPU",
     "HABANA_GAUDI",
+    "Image",
     "ManifestError",
     "Neuron",
     "PluginNotFoundError",

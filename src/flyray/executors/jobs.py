@@ -97,7 +97,9 @@ class JobExecutor(Executor):
         """The run's RayJob manifest (its code bundle stored in the run store)."""
         from flyray.executors.render import render_for_run
 
-        return render_for_run(task, run_id=run_id, store=self.store, settings=self.settings)
+        return render_for_run(
+            task, run_id=run_id, store=self.store, settings=self.settings, mode=self.mode
+        )
 
     def result(self, run_id: str) -> Any:
         """The task's return value read from the run store, or the run's error raised."""

@@ -27,13 +27,16 @@ def render_for_run(
     store: RunStore,
     settings: Settings,
     namespace: str | None = None,
+    mode: str = "kuberay",
 ) -> dict[str, Any]:
     """Store the code bundle of ``task`` in ``store``; the RayJob that runs it as ``run_id``.
 
     ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there); the
-    ``kuberay_version`` setting picks the fields written.
+    ``kuberay_version`` setting picks the fields written; ``mode`` is the run's (the
+    environment's ``Image`` is realised for it). The container image: the environment's own,
+    else the ``image`` setting (``--image``), else the official Ray image (``default_image_for``).
     """
-    from flyray.manifest.images import default_image, ray_version
+    from flyray.manifest.images import default_image_for, ray_version
     from flyray.manifest.rayjob import render_rayjob
 
     bundle, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=False)
@@ -41,11 +44,12 @@ def render_for_run(
         task,
         run_id=run_id,
         entrypoint=command,
-        image=settings.image or default_image(),
+        image=settings.image or default_image_for(task.env.image),
         working_dir=bundle.uri,
         namespace=namespace,
         kuberay_version=settings.kuberay_version,
         ray_version=ray_version(),
+        mode=mode,
     )
 
 
@@ -58,7 +62,7 @@ def render_kube_manifest(
     namespace: str | None = None,
 ) -> dict[str, Any]:
     """What kuberay mode creates for ``task``: its RayJob, or with an address, a batch Job."""
-    from flyray.manifest.images import default_image
+    from flyray.manifest.images import default_image_for
     from flyray.manifest.job import render_job
 
     if getattr(task.plugin_config, "address", None) is None:
@@ -70,7 +74,7 @@ def render_kube_manifest(
             namespace=namespace,
         )
     _, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=True)
-    image = settings.image or default_image()
+    image = settings.image or default_image_for(task.env.image)
     return render_job(task, run_id=run_id, command=command, image=image, namespace=namespace)
 
 

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import sys
 
+from flyray.config.image import AUTO, Image
 from flyray.errors import ManifestError
 
-__all__ = ["RAY_IMAGE_REPOSITORY", "default_image", "ray_version"]
+__all__ = [
+    "RAY_IMAGE_REPOSITORY",
+    "container_image",
+    "default_image",
+    "default_image_for",
+    "ray_version",
+]
 
 RAY_IMAGE_REPOSITORY = "rayproject/ray"
 
@@ -38,3 +45,24 @@ def default_image(python: tuple[int, int] = sys.version_info[:2], *, ray: str | 
     tag = "nightly" if "dev" in version else version
     major, minor = python
     return f"{RAY_IMAGE_REPOSITORY}:{tag}-py{major}{minor}"
+
+
+def container_image(image: object) -> str | None:
+    """The container image an environment's ``image`` names itself, else None (the default).
+
+    A string is that image and ``Image.from_base(x)`` is ``x``; ``None``, ``"auto"`` and
+    ``Image.from_debian_base()`` name none, so ``--image`` (the ``image`` setting) or the
+    official Ray image fills in.
+    """
+    if isinstance(image, Image):
+        return image.base_image
+    if isinstance(image, str) and image != AUTO:
+        return image
+    return None
+
+
+def default_image_for(image: object) -> str:
+    """The official Ray image for this Ray and the Python an ``Image`` names (else this one)."""
+    if isinstance(image, Image):
+        return default_image(image.python_version)
+    return default_image()

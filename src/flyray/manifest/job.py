@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flyray.errors import ManifestError
+from flyray.manifest.images import container_image
 from flyray.manifest.pod import resource_requirements
 from flyray.manifest.rayjob import add_secret_files, clean, run_metadata
 from flyray.task.base import FunctionTask
@@ -37,9 +38,10 @@ def render_job(
 ) -> dict[str, Any]:
     """A ``batch/v1`` Job whose one pod runs ``command`` against the task's Ray address.
 
-    ``image`` is used unless the environment names its own. The task's ``retries`` become the
-    Job's ``backoffLimit`` (a new pod each time) and its ``timeout`` the Job's
-    ``activeDeadlineSeconds``, which Kubernetes counts over every attempt together.
+    ``image`` is used unless the environment names its own (``container_image``). The task's
+    ``retries`` become the Job's ``backoffLimit`` (a new pod each time) and its ``timeout`` the
+    Job's ``activeDeadlineSeconds``, which Kubernetes counts over every attempt together. The
+    Image's env vars go on the container; its pip packages would need a build (no Ray job).
     """
     address = getattr(task.plugin_config, "address", None)
     if address is None:
@@ -49,12 +51,13 @@ def render_job(
         )
     metadata = run_metadata(task, run_id=run_id, namespace=namespace)
     metadata["annotations"][ADDRESS_ANNOTATION] = address
+    env_vars = {**_image_env_vars(task), **(task.env.env_vars or {})}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": task.env.image or image,
+        "image": container_image(task.env.image) or image,
         "command": list(command),
         "env": [
-            *({"name": k, "value": v} for k, v in sorted((task.env.env_vars or {}).items())),
+            *({"name": k, "value": v} for k, v in sorted(env_vars.items())),
             *(s.env_entry() for s in task.env.secrets if s.env_var is not None),
         ]
         or None,
@@ -76,3 +79,18 @@ def render_job(
     }
     manifest = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
     return clean(manifest)
+
+
+def _image_env_vars(task: FunctionTask) -> dict[str, str]:
+    """The Image's env vars; its packages refused: this pod is no Ray job with a runtime env."""
+    from flyray.manifest.image_env import image_runtime_env
+
+    where = f"TaskEnvironment {task.env.name!r}"
+    env = image_runtime_env(task.env.image, mode="kuberay", where=where)
+    if "pip" in env:
+        raise ManifestError(
+            f"{where}: a task on an existing cluster (RayJobConfig.address) runs in one pod "
+            "with the image as it is, so the Image's pip packages cannot be installed: build "
+            "an image with them and pass Image.from_base('registry/image:tag')"
+        )
+    return env.get("env_vars", {})

@@ -12,11 +12,13 @@ import base64
 import copy
 import functools
 import hashlib
+import inspect
 import json
 import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from flyray.config.names import dns1123_name
@@ -106,11 +108,13 @@ def render_rayjob(
     namespace: str | None = None,
     kuberay_version: str = LATEST_KUBERAY_VERSION,
     ray_version: str,
+    mode: str = "kuberay",
 ) -> dict[str, Any]:
     """A complete ``ray.io/v1`` ``RayJob`` that runs ``entrypoint`` on the task's cluster.
 
     ``image`` goes on every Ray container that names none; ``working_dir`` and ``env_vars``
-    join the task's runtime env (later sources win). ``kuberay_version`` picks the dialect.
+    join the task's runtime env (later sources win). ``kuberay_version`` picks the dialect;
+    ``mode`` (the one the RayJob is for) decides what the environment's ``Image`` may ask.
     """
     version = _target_version(kuberay_version)
     config = _custom_config(task)
@@ -128,7 +132,7 @@ def render_rayjob(
         "shutdownAfterJobFinishes": config.get("shutdownAfterJobFinishes"),
         "ttlSecondsAfterFinished": config.get("ttlSecondsAfterFinished"),
         **_runtime_env_fields(
-            _runtime_env(task, working_dir=working_dir, env_vars=env_vars), version
+            _runtime_env(task, working_dir=working_dir, env_vars=env_vars, mode=mode), version
         ),
         **_deadline_fields(task, version, kuberay_version),
         **_pre_running_fields(config, task, version, kuberay_version),
@@ -379,13 +383,25 @@ def _retry_fields(
 
 
 def _runtime_env(
-    task: FunctionTask, *, working_dir: str | None, env_vars: Mapping[str, str] | None
+    task: FunctionTask,
+    *,
+    working_dir: str | None,
+    env_vars: Mapping[str, str] | None,
+    mode: str,
 ) -> dict[str, Any]:
-    """The config's runtime_env plus ``working_dir`` and env vars from every source.
+    """The config's runtime_env plus ``working_dir``, the Image's parts and env vars.
 
-    Env vars: the config's, then the TaskEnvironment's, then ``env_vars``; later ones win.
+    Env vars: the Image's, the config's, the TaskEnvironment's, then ``env_vars``; later
+    ones win. The Image's packages come before the config's ``pip`` (``image_env``).
     """
+    from flyray.manifest.image_env import image_runtime_env, merge_image_env
+
+    where = f"TaskEnvironment {task.env.name!r}"
+    image_env = image_runtime_env(
+        task.env.image, mode=mode, where=where, task_file=_task_file(task)
+    )
     env = copy.deepcopy(getattr(task.plugin_config, "runtime_env", None) or {})
+    env = merge_image_env(env, image_env, where=where)
     if working_dir is not None:
         env["working_dir"] = _check_text("working_dir", working_dir)
     merged = {
@@ -396,6 +412,14 @@ def _runtime_env(
     if merged:
         env["env_vars"] = merged
     return env
+
+
+def _task_file(task: FunctionTask) -> Path | None:
+    """The file that defines the task: its project is what the code bundle ships."""
+    try:
+        return Path(inspect.getfile(task.func))
+    except TypeError:  # a builtin or a callable without a source file
+        return None
 
 
 def _runtime_env_fields(env: dict[str, Any], version: tuple[int, ...]) -> dict[str, str]:

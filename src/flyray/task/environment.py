@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
+from flyray.config.image import Image, as_image
 from flyray.config.names import check_env_name, dns1123_name
 from flyray.config.pod_template import PodTemplate
 from flyray.config.policies import Cache, CacheRequest, RetryStrategy, ReusePolicy, TimeoutType
@@ -38,7 +39,7 @@ class TaskEnvironment:
     env_vars: dict[str, str] | None = None
     resources: Resources | None = None
     interruptible: bool = False
-    image: str | None = None
+    image: str | Image | None = "auto"
     include: tuple[str, ...] = field(default_factory=tuple)
     service_account: str | None = None
     cache: CacheRequest = "disable"
@@ -49,8 +50,7 @@ class TaskEnvironment:
 
     def __post_init__(self) -> None:
         check_env_name("TaskEnvironment.name", self.name)
-        if self.image is not None and (not isinstance(self.image, str) or not self.image.strip()):
-            raise ConfigError("TaskEnvironment.image", self.image, "must be a non-empty string")
+        self.image = as_image("TaskEnvironment.image", self.image)
         if self.resources is not None and not isinstance(self.resources, Resources):
             raise ConfigError(
                 "TaskEnvironment.resources", self.resources, "must be a flyray.Resources"

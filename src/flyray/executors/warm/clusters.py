@@ -64,7 +64,7 @@ class Lease:
 
 def declared_manifest(task: FunctionTask, settings: Settings) -> dict[str, Any]:
     """The RayJob of ``task`` without a run (no bundle, no inputs): its cluster is what counts."""
-    from flyray.manifest.images import default_image, ray_version
+    from flyray.manifest.images import default_image_for, ray_version
     from flyray.manifest.rayjob import refuse_existing_cluster, render_rayjob
 
     refuse_existing_cluster(task)
@@ -72,8 +72,9 @@ def declared_manifest(task: FunctionTask, settings: Settings) -> dict[str, Any]:
         task,
         run_id="warm",
         entrypoint=["true"],
-        image=settings.image or default_image(),
+        image=settings.image or default_image_for(task.env.image),
         ray_version=ray_version(),
+        mode="local-cluster",
     )
 
 

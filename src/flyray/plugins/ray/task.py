@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from flyray.config.policies import ReusePolicy
 from flyray.errors import BadConfigurationError, SubmissionError
+from flyray.manifest.images import container_image
 from flyray.manifest.pod import ray_pod_template, resource_requirements
 from flyray.plugins.ray.config import (
     KUBERAY_MAX_REPLICAS,
@@ -215,7 +216,7 @@ class RayFunctionTask(FunctionTask):
             requests=requests,
             limits=limits,
             pod_template=head.pod_template or self.effective_pod_template,
-            image=self.env.image,
+            image=container_image(self.env.image),
             where=where,
             **node_label_settings(requests, limits),
         )
@@ -231,7 +232,7 @@ class RayFunctionTask(FunctionTask):
             requests=worker.requests,
             limits=worker.limits,
             pod_template=worker.pod_template or self.effective_pod_template,
-            image=self.env.image,
+            image=container_image(self.env.image),
             where=where,
             **node_label_settings(worker.requests, worker.limits),
         )
