@@ -20,14 +20,19 @@ from flyray.errors import (
     TaskTimeoutError,
 )
 from flyray.executors.base import RunStatus
+from flyray.init import init, init_from_api_key, init_from_config, init_in_cluster, init_passthrough
+from flyray.outputs import ActionOutputs
 from flyray.runner import Run, RunContext, run, with_runcontext
 from flyray.task.base import FunctionTask
 from flyray.task.environment import TaskEnvironment
 from flyray.task.registry import register_plugin
+from flyray.warn import FlyrayWarning
 
 __all__ = [
+    "ActionOutputs",
     "ConfigError",
     "FlyrayError",
+    "FlyrayWarning",
     "FunctionTask",
     "ManifestError",
     "PluginNotFoundError",
@@ -44,6 +49,11 @@ __all__ = [
     "TaskLoadError",
     "TaskTimeoutError",
     "__version__",
+    "init",
+    "init_from_api_key",
+    "init_from_config",
+    "init_in_cluster",
+    "init_passthrough",
     "register_plugin",
     "run",
     "with_runcontext",

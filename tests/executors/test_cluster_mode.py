@@ -43,7 +43,7 @@ def run(task_name, *args, **options):
 
 def test_seed_work_on_an_existing_cluster(cluster_env):
     handle = run("sum_of_squares", 10)
-    assert handle.outputs() == 285
+    assert handle.result() == 285
     (record,) = RunStore(cluster_env).list_records()
     assert record.mode == "cluster" and record.status is RunStatus.SUCCEEDED
     assert "summing 10 squares" in RunStore(cluster_env).read_log(record.run_id)
@@ -128,7 +128,7 @@ def test_version_warning_and_skip(cluster_env):
     run_context = flyray.with_runcontext(
         mode="cluster", on_progress=seen.append, on_log=lambda _: None, skip_version_check=True
     )
-    assert run_context.run(load_task(TASKS, "sum_of_squares"), 2).outputs() == 1
+    assert run_context.run(load_task(TASKS, "sum_of_squares"), 2).result() == 1
     assert not any(line.startswith("warning:") for line in seen)
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from flyray.config.settings import Settings
 from flyray.errors import SubmissionError
-from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
-from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts
+from flyray.executors.base import LogCallback, ProgressCallback, RunOptions, RunStatus
+from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts, refreshed_status
 from flyray.executors.kube import jobstatus
 from flyray.executors.kube import status as rayjob_status
 from flyray.executors.kube.session import JOBS, RAYJOBS, KubeSession, ObjectKind
@@ -116,7 +116,9 @@ class KubeRayExecutor(JobExecutor):
         check_run_store(self.store, shared=self.settings.shared_run_store)
         self.session()
 
-    def render(self, task: FunctionTask, run_id: str) -> dict[str, Any]:
+    def render(
+        self, task: FunctionTask, run_id: str, options: RunOptions | None = None
+    ) -> dict[str, Any]:
         """The RayJob (with ``address=``, the batch Job), in the session's namespace.
 
         With ``reuse_cluster``, the RayJob selects a reusable RayCluster (made in ``wait``).
@@ -130,6 +132,7 @@ class KubeRayExecutor(JobExecutor):
             store=self.store,
             settings=self.settings,
             namespace=self.session().namespace,
+            options=options,
         )
         if not getattr(task.plugin_config, "reuse_cluster", False):
             return manifest
@@ -185,6 +188,12 @@ class KubeRayExecutor(JobExecutor):
         if run.record.status is RunStatus.RUNNING and run.error is None:
             return None
         return super().result(run_id)
+
+    def refresh(self, run_id: str) -> RunStatus:
+        """A detached run's status from its RayJob (or Job); once failed, its error is kept."""
+        run = self._runs[run_id]
+        run.record = refresh_run(self.store, run.record)
+        return refreshed_status(self.store, run)
 
     def cancel(self, run_id: str) -> None:
         """Delete the run's RayJob (or Job) if it has one (e.g. detached); else as any job run."""

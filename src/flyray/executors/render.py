@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flyray.config.settings import Settings
+from flyray.executors.base import RunOptions
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
@@ -27,25 +28,36 @@ def render_for_run(
     store: RunStore,
     settings: Settings,
     namespace: str | None = None,
+    options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """Store the code bundle of ``task`` in ``store``; the RayJob that runs it as ``run_id``.
 
     ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there); the
-    ``kuberay_version`` setting picks the fields written.
+    ``kuberay_version`` setting picks the fields written; the run's ``options`` add env vars,
+    labels, annotations and the pods' service account.
     """
     from flyray.manifest.images import default_image, ray_version
     from flyray.manifest.rayjob import render_rayjob
+    from flyray.manifest.runmeta import apply_run_options
 
+    options = options or RunOptions()
     bundle, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=False)
-    return render_rayjob(
+    manifest = render_rayjob(
         task,
         run_id=run_id,
         entrypoint=command,
         image=settings.image or default_image(),
         working_dir=bundle.uri,
+        env_vars=options.env_vars,
         namespace=namespace,
         kuberay_version=settings.kuberay_version,
         ray_version=ray_version(),
+    )
+    return apply_run_options(
+        manifest,
+        labels=options.labels,
+        annotations=options.annotations,
+        service_account=options.service_account,
     )
 
 
@@ -56,11 +68,14 @@ def render_kube_manifest(
     store: RunStore,
     settings: Settings,
     namespace: str | None = None,
+    options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """What kuberay mode creates for ``task``: its RayJob, or with an address, a batch Job."""
     from flyray.manifest.images import default_image
     from flyray.manifest.job import render_job
+    from flyray.manifest.runmeta import apply_run_options
 
+    options = options or RunOptions()
     if getattr(task.plugin_config, "address", None) is None:
         return render_for_run(
             task,
@@ -68,10 +83,18 @@ def render_kube_manifest(
             store=store,
             settings=settings,
             namespace=namespace,
+            options=options,
         )
     _, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=True)
     image = settings.image or default_image()
-    return render_job(task, run_id=run_id, command=command, image=image, namespace=namespace)
+    job = render_job(task, run_id=run_id, command=command, image=image, namespace=namespace)
+    return apply_run_options(
+        job,
+        labels=options.labels,
+        annotations=options.annotations,
+        service_account=options.service_account,
+        env_vars=options.env_vars,
+    )
 
 
 def _bundle_and_command(
