@@ -82,7 +82,7 @@ class ClusterExecutor(JobExecutor):
     def refresh(self, run_id: str) -> RunStatus:
         """A detached run's status from the cluster; once failed, its error is kept."""
         run = self._runs[run_id]
-        run.record = refresh_run(self.store, run.record)
+        run.record = refresh_run(self.store, self.store.load_record(run_id))  # e.g. cancelled
         return refreshed_status(self.store, run)
 
     def _submit_only(self, run: Any, client: Any, report: ProgressCallback) -> RunStatus:

@@ -192,7 +192,7 @@ class KubeRayExecutor(JobExecutor):
     def refresh(self, run_id: str) -> RunStatus:
         """A detached run's status from its RayJob (or Job); once failed, its error is kept."""
         run = self._runs[run_id]
-        run.record = refresh_run(self.store, run.record)
+        run.record = refresh_run(self.store, self.store.load_record(run_id))  # e.g. cancelled
         return refreshed_status(self.store, run)
 
     def cancel(self, run_id: str) -> None:
