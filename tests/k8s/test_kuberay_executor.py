@@ -625,3 +625,30 @@ def test_long_operator_messages_are_cut_to_their_first_line():
         "(the operator says: Job entrypoint command failed with exit code 1)"
     )
     assert len(Snapshot.of(_rayjob("Failed", message="y" * 1000)).outcome()) == 300
+
+
+@pytest.mark.slow
+def test_run_options_reach_the_rayjob_and_wait_follows_it_detached(kube_env, fake_kube):
+    handle = run(
+        "sum_of_squares",
+        10,
+        detach=True,
+        name="opts-run",
+        labels={"team": "ml"},
+        annotations={"note": "from with_runcontext"},
+        service_account="ray-runner",
+        env_vars={"RUN_VAR": "x"},
+    )
+    (rayjob,) = fake_kube.objects("rayjobs")
+    metadata, spec = rayjob["metadata"], rayjob["spec"]
+    assert (
+        metadata["labels"]["team"] == "ml" and metadata["labels"]["flyray.io/run-id"] == "opts-run"
+    )
+    assert metadata["annotations"]["note"] == "from with_runcontext"
+    head = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert head["serviceAccountName"] == "ray-runner"
+    assert yaml.safe_load(spec["runtimeEnvYAML"])["env_vars"]["RUN_VAR"] == "x"
+    assert handle.wait() is None
+    assert handle.phase is RunStatus.SUCCEEDED and handle.outputs() == (285,)
+    assert handle.url == kube_env.uri("runs", "opts-run")
+    assert kube_env.load_record("opts-run").status is RunStatus.SUCCEEDED
