@@ -43,4 +43,4 @@ async def my_ray_task(n: int) -> int:
 
 
 if __name__ == "__main__":
-    print(flyray.run(my_ray_task, n=10).outputs())
+    print(flyray.run(my_ray_task, n=10).result())

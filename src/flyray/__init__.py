@@ -23,18 +23,23 @@ from flyray.errors import (
     TaskTimeoutError,
 )
 from flyray.executors.base import RunStatus
+from flyray.init import init, init_from_api_key, init_from_config, init_in_cluster, init_passthrough
+from flyray.outputs import ActionOutputs
 from flyray.runner import Run, RunContext, run, with_runcontext
 from flyray.task.base import FunctionTask
 from flyray.task.environment import TaskEnvironment
 from flyray.task.registry import register_plugin
+from flyray.warn import FlyrayWarning
 
 __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_public_api.py checks
     "AMD_GPU",
+    "ActionOutputs",
     "Backoff",
     "Cache",
     "ConfigError",
     "Device",
     "FlyrayError",
+    "FlyrayWarning",
     "FunctionTask",
     "GPU",
     "HABANA_GAUDI",
@@ -59,6 +64,11 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_public_api.
     "TaskTimeoutError",
     "Timeout",
     "__version__",
+    "init",
+    "init_from_api_key",
+    "init_from_config",
+    "init_in_cluster",
+    "init_passthrough",
     "register_plugin",
     "run",
     "with_runcontext",

@@ -150,3 +150,14 @@ def sleep_long() -> None:
 @plain_ray.task
 def alive_nodes() -> int:
     return sum(1 for node in ray.nodes() if node["Alive"])
+
+
+@ray.remote
+def env_var(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+@plain_ray.task
+def read_env(name: str) -> tuple[str | None, str | None]:
+    """The variable as the job's driver and as a Ray worker see it."""
+    return os.environ.get(name), ray.get(env_var.remote(name))

@@ -43,7 +43,7 @@ def run(task_name, *args, **options):
 
 def test_seed_work_on_an_existing_cluster(cluster_env):
     handle = run("sum_of_squares", 10)
-    assert handle.outputs() == 285
+    assert handle.result() == 285
     (record,) = RunStore(cluster_env).list_records()
     assert record.mode == "cluster" and record.status is RunStatus.SUCCEEDED
     assert "summing 10 squares" in RunStore(cluster_env).read_log(record.run_id)
@@ -128,7 +128,7 @@ def test_version_warning_and_skip(cluster_env):
     run_context = flyray.with_runcontext(
         mode="cluster", on_progress=seen.append, on_log=lambda _: None, skip_version_check=True
     )
-    assert run_context.run(load_task(TASKS, "sum_of_squares"), 2).outputs() == 1
+    assert run_context.run(load_task(TASKS, "sum_of_squares"), 2).result() == 1
     assert not any(line.startswith("warning:") for line in seen)
 
 
@@ -158,3 +158,45 @@ def test_ctrl_c_stops_the_ray_job(cluster_env, ray_cluster):
     while client.get_job_status(record.attempts[-1].submission_id).value != "STOPPED":
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_flyte_keywords_name_the_run_and_set_env_vars_for_the_job(cluster_env):
+    context = flyray.with_runcontext(
+        mode="cluster", name="env-run-1", env_vars={"RUN_VAR": "from-run"}, on_log=lambda _: None
+    )
+    handle = context.run(load_task(TASKS, "read_env"), "RUN_VAR")
+    assert handle.name == handle.run_id == "env-run-1"
+    assert handle.outputs() == ("from-run", "from-run")  # the driver and a worker
+    assert repr(handle.outputs()) == 'ActionOutputs(o0="from-run", o1="from-run")'
+    assert handle.url == RunStore(cluster_env).uri("runs", "env-run-1")
+    assert RunStore(cluster_env).load_record("env-run-1").status is RunStatus.SUCCEEDED
+    with pytest.raises(flyray.ConfigError, match="name is the name of a run the run store"):
+        context.run(load_task(TASKS, "read_env"), "RUN_VAR")
+    assert RunStore(cluster_env).load_record("env-run-1").status is RunStatus.SUCCEEDED
+
+
+def test_wait_follows_a_detached_run_to_its_outputs(cluster_env):
+    handle = run("sum_of_squares", 10, detach=True)
+    assert handle.wait() is None
+    assert handle.done() and handle.phase is RunStatus.SUCCEEDED
+    assert handle.outputs() == (285,) and handle.result() == 285
+    assert RunStore(cluster_env).load_record(handle.name).status is RunStatus.SUCCEEDED
+
+
+def test_a_detached_run_that_fails_raises_from_outputs_not_from_wait(cluster_env):
+    handle = run("always_fails", detach=True)
+    assert handle.wait() is None
+    assert handle.phase is RunStatus.FAILED
+    with pytest.raises(flyray.TaskError, match="ValueError: this task always fails"):
+        handle.outputs()
+
+
+def test_a_detached_run_has_no_outputs_until_it_ends(cluster_env):
+    handle = run("sleep_long", detach=True)
+    with pytest.raises(flyray.FlyrayError, match=f"run {handle.name} is RUNNING, so it has no"):
+        handle.outputs()
+    assert handle.result() is None and not handle.done()
+    assert CliRunner().invoke(cli, ["cancel", handle.name]).exit_code == 0
+    assert handle.phase is RunStatus.STOPPED
+    with pytest.raises(flyray.TaskError, match=f"run {handle.name} was stopped"):
+        handle.outputs()

@@ -47,7 +47,7 @@ def assert_cluster_gone(record):
 def test_declared_topology_runs_the_seed_work(store_dir):
     handle = run_on_local_cluster(store_dir, "describe_cluster", n=10)
     assert handle.mode == "local-cluster" and handle.status is RunStatus.SUCCEEDED
-    assert handle.outputs() == {
+    assert handle.result() == {
         "alive": 3,
         "cpus": [1.0, 2.0, 2.0],
         "memory_gib": [2.0, 4.0, 4.0],
@@ -78,7 +78,7 @@ def test_failing_task_returns_the_remote_traceback(store_dir):
 
 
 def test_lost_worker_is_survived(store_dir):
-    result = run_on_local_cluster(store_dir, "survive_a_lost_worker", n=12).outputs()
+    result = run_on_local_cluster(store_dir, "survive_a_lost_worker", n=12).result()
     assert result == {"sum": sum(i * i for i in range(12)), "alive_after": 2}
     assert_cluster_gone(only_record(store_dir))
 
@@ -133,7 +133,7 @@ def test_existing_cluster_address_is_refused(store_dir, tmp_path):
 
 
 def test_ttl_keeps_the_cluster_then_removes_it(store_dir):
-    assert run_on_local_cluster(store_dir, "quick").outputs() == 9
+    assert run_on_local_cluster(store_dir, "quick").result() == 9
     record = only_record(store_dir)
     assert record.cluster["kept_until"] and record.cluster["reaper_pid"]
     assert pids_mentioning(record.cluster["temp_dir"]), "the cluster should outlive the run"
@@ -142,7 +142,7 @@ def test_ttl_keeps_the_cluster_then_removes_it(store_dir):
 
 def test_retries_resubmit_and_record_every_attempt(store_dir, tmp_path):
     marker = str(tmp_path / "attempted")
-    assert run_on_local_cluster(store_dir, "fail_once", marker=marker).outputs() == "second attempt"
+    assert run_on_local_cluster(store_dir, "fail_once", marker=marker).result() == "second attempt"
     record = only_record(store_dir)
     assert [a.status for a in record.attempts] == [RunStatus.FAILED, RunStatus.SUCCEEDED]
     assert "first attempt fails" in record.attempts[0].message

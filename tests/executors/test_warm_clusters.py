@@ -78,7 +78,7 @@ def run_task(home, name, *, fresh=False):
         on_log=lambda _: None,
         on_progress=progress.append,
     )
-    return context.run(load_task(TASKS, name)).outputs(), progress
+    return context.run(load_task(TASKS, name)).result(), progress
 
 
 def transient_temp_dir(home, run_id) -> str:

@@ -363,7 +363,7 @@ def assert_nothing_left(fake_kube) -> None:
 def test_seed_like_task_returns_its_result(kube_env, fake_kube):
     recorder = Recorder()
     handle = run("seed_like", 10, recorder=recorder)
-    assert handle.outputs() == 285
+    assert handle.result() == 285
     record = only_record(kube_env)
     assert (record.mode, record.status) == ("kuberay", RunStatus.SUCCEEDED)
     assert record.cluster["namespace"] == fake_kube.namespace
@@ -433,7 +433,7 @@ def test_a_cluster_that_never_becomes_ready_fails_clearly(kube_env, fake_kube):
 def test_retries_run_on_a_new_cluster(kube_env, fake_kube, tmp_path):
     recorder = Recorder()
     handle = run("fail_once", str(tmp_path / "marker"), recorder=recorder)
-    assert handle.outputs() == "second attempt"
+    assert handle.result() == "second attempt"
     record = only_record(kube_env)
     assert [a.status for a in record.attempts] == [RunStatus.FAILED, RunStatus.SUCCEEDED]
     assert record.attempts[0].submission_id != record.attempts[1].submission_id
@@ -528,7 +528,7 @@ def test_the_run_survives_dropped_watches_410_and_500s(kube_env, fake_kube, kube
     recorder.at(r"Initializing: creating", while_initializing)
     recorder.at(r"Running: cluster ready", once_running)
     recorder.at(r"^Ray job \S+ RUNNING", once_the_job_runs)
-    assert run("sum_of_squares", 10, recorder=recorder).outputs() == 285
+    assert run("sum_of_squares", 10, recorder=recorder).result() == 285
     assert not recorder.hooks  # every fault was injected
     rayjobs = [r for r in fake_kube.requests if r.path.endswith("/rayjobs")]
     assert [r.status for r in rayjobs].count(500) == 3
@@ -568,7 +568,7 @@ def test_ctrl_c_deletes_the_rayjob(kube_env, fake_kube, monkeypatch):
 @pytest.mark.slow
 def test_detach_then_logs_show_and_cancel(kube_env, fake_kube):
     handle = run("sleep_long", detach=True)
-    assert handle.status is RunStatus.RUNNING and handle.outputs() is None
+    assert handle.status is RunStatus.RUNNING and handle.result() is None
     (rayjob,) = fake_kube.objects("rayjobs")
     assert rayjob["metadata"]["labels"]["flyray.io/run-id"] == handle.run_id
     runner = CliRunner()
@@ -625,3 +625,30 @@ def test_long_operator_messages_are_cut_to_their_first_line():
         "(the operator says: Job entrypoint command failed with exit code 1)"
     )
     assert len(Snapshot.of(_rayjob("Failed", message="y" * 1000)).outcome()) == 300
+
+
+@pytest.mark.slow
+def test_run_options_reach_the_rayjob_and_wait_follows_it_detached(kube_env, fake_kube):
+    handle = run(
+        "sum_of_squares",
+        10,
+        detach=True,
+        name="opts-run",
+        labels={"team": "ml"},
+        annotations={"note": "from with_runcontext"},
+        service_account="ray-runner",
+        env_vars={"RUN_VAR": "x"},
+    )
+    (rayjob,) = fake_kube.objects("rayjobs")
+    metadata, spec = rayjob["metadata"], rayjob["spec"]
+    assert (
+        metadata["labels"]["team"] == "ml" and metadata["labels"]["flyray.io/run-id"] == "opts-run"
+    )
+    assert metadata["annotations"]["note"] == "from with_runcontext"
+    head = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert head["serviceAccountName"] == "ray-runner"
+    assert yaml.safe_load(spec["runtimeEnvYAML"])["env_vars"]["RUN_VAR"] == "x"
+    assert handle.wait() is None
+    assert handle.phase is RunStatus.SUCCEEDED and handle.outputs() == (285,)
+    assert handle.url == kube_env.uri("runs", "opts-run")
+    assert kube_env.load_record("opts-run").status is RunStatus.SUCCEEDED

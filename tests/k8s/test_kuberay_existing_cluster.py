@@ -109,7 +109,7 @@ def assert_nothing_left(fake_kube) -> None:
 @pytest.mark.slow
 def test_runs_as_one_pod_that_connects_to_the_address(job_env, fake_kube, project, ray_cluster):
     recorder = Recorder()
-    assert run(project, "sum_of_squares", 10, recorder=recorder).outputs() == 285
+    assert run(project, "sum_of_squares", 10, recorder=recorder).result() == 285
     record = only_record(job_env)
     assert (record.status, record.cluster["job"]) == (RunStatus.SUCCEEDED, record.manifest_name)
     assert "rayjob" not in record.cluster

@@ -28,7 +28,7 @@ def posts(fake_kube, plural: str) -> list:
 @pytest.mark.slow
 def test_second_run_reuses_the_cluster_and_gc_deletes_it_when_idle(kube_env, fake_kube):
     first = Recorder()
-    node = run("driver_node", recorder=first).outputs()
+    node = run("driver_node", recorder=first).result()
     (cluster,) = fake_kube.objects("rayclusters")
     name = cluster["metadata"]["name"]
     assert name.startswith("kr-reused-")
@@ -41,7 +41,7 @@ def test_second_run_reuses_the_cluster_and_gc_deletes_it_when_idle(kube_env, fak
     assert len(posts(fake_kube, "rayclusters")) == 1
 
     second = Recorder()
-    assert run("driver_node", recorder=second).outputs() == node  # the same head node
+    assert run("driver_node", recorder=second).result() == node  # the same head node
     assert any(line.startswith(f"reusing RayCluster default/{name}") for line in second.lines)
     assert len(posts(fake_kube, "rayclusters")) == 1 and len(posts(fake_kube, "rayjobs")) == 2
     records = kube_env.list_records()

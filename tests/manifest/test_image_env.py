@@ -16,7 +16,7 @@ from flyray.manifest.images import container_image, default_image, default_image
 from flyray.manifest.job import render_job
 from flyray.manifest.rayjob import render_rayjob
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
-from flyray.task.inert import NoEffectWarning
+from flyray.warn import FlyrayWarning
 
 WHERE = "TaskEnvironment 'img'"
 
@@ -120,7 +120,7 @@ def test_uv_project_and_script_dependencies(tmp_path):
 def test_a_uv_lock_is_not_used_and_says_so(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\ndependencies = ["attrs"]\n')
     (tmp_path / "uv.lock").write_text("")
-    with pytest.warns(NoEffectWarning, match=r"its lock .*uv.lock' is not used"):
+    with pytest.warns(FlyrayWarning, match=r"its lock .*uv.lock' is not used"):
         env = image_runtime_env(
             BASE.with_uv_project(tmp_path / "pyproject.toml"), mode="kuberay", where=WHERE
         )
@@ -130,7 +130,7 @@ def test_a_uv_lock_is_not_used_and_says_so(tmp_path):
 def test_ray_itself_is_left_out_of_pip():
     image = BASE.with_pip_packages("ray[default]", "numpy", "raydp")
     assert realise(image) == {"pip": ["numpy", "raydp"]}
-    with pytest.warns(NoEffectWarning, match=r"'ray\[default\]==1.0.0' is left out"):
+    with pytest.warns(FlyrayWarning, match=r"'ray\[default\]==1.0.0' is left out"):
         env = image_runtime_env(
             BASE.with_pip_packages("ray[default]==1.0.0"), mode="kuberay", where=WHERE
         )
@@ -195,7 +195,7 @@ def test_each_kind_of_build_is_named(image, call):
 
 def test_cluster_mode_applies_the_runtime_env_and_warns_once_about_the_image():
     image = Image.from_base("x/y:1").with_apt_packages("wget").with_env_vars({"A": "1"})
-    with pytest.warns(NoEffectWarning) as caught:
+    with pytest.warns(FlyrayWarning) as caught:
         env = image_runtime_env(image, mode="cluster", where=WHERE)
     assert env == {"env_vars": {"A": "1"}}
     (warning,) = caught
@@ -208,13 +208,13 @@ def test_cluster_mode_applies_the_runtime_env_and_warns_once_about_the_image():
 
 
 def test_cluster_mode_warns_about_a_plain_image_but_not_auto():
-    with pytest.warns(NoEffectWarning, match="image='x/y:1' has no effect in cluster mode"):
+    with pytest.warns(FlyrayWarning, match="image='x/y:1' has no effect in cluster mode"):
         assert image_runtime_env("x/y:1", mode="cluster", where=WHERE) == {}
     assert realise("auto", mode="cluster") == {} and realise(None, mode="cluster") == {}
 
 
 def test_workdir_has_no_effect_and_says_so():
-    with pytest.warns(NoEffectWarning, match=r"with_workdir\('/w'\) \(a Ray job runs in"):
+    with pytest.warns(FlyrayWarning, match=r"with_workdir\('/w'\) \(a Ray job runs in"):
         assert image_runtime_env(BASE.with_workdir("/w"), mode="kuberay", where=WHERE) == {}
 
 
@@ -298,7 +298,7 @@ def test_rendering_for_kuberay_refuses_and_for_cluster_warns():
     task = make_task(Image.from_debian_base().with_apt_packages("wget"))
     with pytest.raises(ManifestError, match="with_apt_packages"):
         render(task, image="i:1")
-    with pytest.warns(NoEffectWarning, match="no effect in cluster mode"):
+    with pytest.warns(FlyrayWarning, match="no effect in cluster mode"):
         render(task, image="i:1", mode="cluster")
 
 

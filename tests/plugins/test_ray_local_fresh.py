@@ -42,7 +42,7 @@ def test_run_starts_ray_applies_runtime_env_and_stops_it(ray_tmpdir):
     assert not ray.is_initialized(), "another test left Ray initialised in this process"
     handle = flyray.run(squares_and_env, n=10)
     assert handle.status == flyray.RunStatus.SUCCEEDED and handle.mode == "local"
-    assert handle.outputs() == {
+    assert handle.result() == {
         "sum": 285,
         "worker_env": ("runtime", "task"),
         "driver_env": "task",

@@ -48,8 +48,8 @@ def test_direct_call_of_async_task(ray_already_running):
 
 
 def test_run_and_runcontext(ray_already_running):
-    assert flyray.run(my_ray_task, 10).outputs() == 285
-    assert flyray.with_runcontext(mode="local").run(my_ray_task, n=4).outputs() == 14
+    assert flyray.run(my_ray_task, 10).result() == 285
+    assert flyray.with_runcontext(mode="local").run(my_ray_task, n=4).result() == 14
     assert ray.is_initialized()
 
 

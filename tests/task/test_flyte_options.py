@@ -12,7 +12,7 @@ import pytest
 import flyray
 from flyray import errors
 from flyray.plugins.ray import RayJobConfig, WorkerNodeConfig
-from flyray.task.inert import NoEffectWarning
+from flyray.warn import FlyrayWarning
 
 env = flyray.TaskEnvironment(name="options_env")
 attempts: list[str] = []
@@ -186,7 +186,7 @@ def test_settings_without_effect_warn_once_per_task_and_mode():
         name="warned_env", service_account="runner", cache="auto", interruptible=True
     )
     task = quiet.task(_job)
-    with pytest.warns(NoEffectWarning) as caught:
+    with pytest.warns(FlyrayWarning) as caught:
         task()
     messages = sorted(str(w.message) for w in caught)
     assert len(messages) == 3

@@ -43,7 +43,7 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
             )
             click.echo(handle.run_id)
             return 0
-        result = handle.outputs()
+        result = handle.result()
     except FlyrayError as exc:
         progress.stop()
         if isinstance(exc, TaskError) and exc.remote_traceback:

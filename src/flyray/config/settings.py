@@ -53,12 +53,14 @@ class Settings:
     context and its namespace); ``shared_run_store`` states that a run store on a local path is
     mounted at the same path in the cluster's pods, so kuberay mode may use it.
     ``clusters_dir`` holds the registry of warm local clusters; ``cluster_idle_timeout`` is how
-    long (seconds) a warm cluster may go unused before its keeper stops it.
+    long (seconds) a warm cluster may go unused before its keeper stops it. ``remote_mode`` is
+    the mode that Flyte's ``mode="remote"`` (or ``mode = "remote"``) runs in.
     ``accelerator_label`` and ``accelerator_partition_label`` are the node labels a Ray pod
     with a GPU type ("T4:1") or a MIG partition is steered with (see docs/gpus.md).
     """
 
     mode: str = "local"
+    remote_mode: str = "kuberay"
     run_store: str = DEFAULT_RUN_STORE
     image: str | None = None
     namespace: str | None = None

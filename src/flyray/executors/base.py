@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
 
 from flyray.task.base import FunctionTask
 
-__all__ = ["Executor", "LogCallback", "ProgressCallback", "RunStatus", "new_run_id"]
+__all__ = ["Executor", "LogCallback", "ProgressCallback", "RunOptions", "RunStatus", "new_run_id"]
 
 ProgressCallback = Callable[[str], None]
 LogCallback = Callable[[str], None]  # receives job log text as it arrives
@@ -38,6 +39,20 @@ def new_run_id() -> str:
     return "r" + os.urandom(5).hex()
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What one run adds to its task: env vars, and for Kubernetes labels, annotations, SA.
+
+    ``env_vars`` win over the task's own; ``labels`` and ``annotations`` go on the objects a
+    kuberay run creates, ``service_account`` on its pods (flyray's own labels stay).
+    """
+
+    env_vars: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    service_account: str | None = None
+
+
 class Executor(ABC):
     """Runs tasks in one mode; ``flyray.run`` and the CLI pick an executor, nothing more."""
 
@@ -46,9 +61,15 @@ class Executor(ABC):
 
     @abstractmethod
     def submit(
-        self, task: FunctionTask, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, run_id: str
+        self,
+        task: FunctionTask,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        *,
+        run_id: str,
+        options: RunOptions | None = None,
     ) -> None:
-        """Start (or queue) a run of ``task`` under ``run_id``."""
+        """Start (or queue) a run of ``task`` under ``run_id``, with the run's ``options``."""
 
     @abstractmethod
     def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
@@ -61,3 +82,11 @@ class Executor(ABC):
     @abstractmethod
     def cancel(self, run_id: str) -> None:
         """Stop the run and release what it holds."""
+
+    def refresh(self, run_id: str) -> RunStatus:
+        """The run's status now; modes that can detach ask the cluster (default: no change)."""
+        raise NotImplementedError(f"{self.mode} mode runs never detach")
+
+    def location(self, run_id: str) -> str:
+        """Where the run can be looked at later ("" when nothing of it is kept)."""
+        return ""

@@ -19,7 +19,7 @@ from flyray.config.settings import Settings
 from flyray.errors import ConfigError, SubmissionError
 from flyray.executors.auth import ray_auth_headers
 from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
-from flyray.executors.jobs import JobExecutor
+from flyray.executors.jobs import JobExecutor, refreshed_status
 from flyray.executors.versions import check_versions
 from flyray.store.record import RunRecord, utc_now
 from flyray.store.runstore import RunStore
@@ -78,6 +78,12 @@ class ClusterExecutor(JobExecutor):
         if run.record.status is RunStatus.RUNNING and run.error is None:
             return None
         return super().result(run_id)
+
+    def refresh(self, run_id: str) -> RunStatus:
+        """A detached run's status from the cluster; once failed, its error is kept."""
+        run = self._runs[run_id]
+        run.record = refresh_run(self.store, self.store.load_record(run_id))  # e.g. cancelled
+        return refreshed_status(self.store, run)
 
     def _submit_only(self, run: Any, client: Any, report: ProgressCallback) -> RunStatus:
         import yaml

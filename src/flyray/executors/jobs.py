@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flyray.config.settings import Settings
-from flyray.errors import TaskError, TaskTimeoutError
-from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunStatus
+from flyray.errors import ConfigError, RunStoreError, TaskError, TaskTimeoutError
+from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunOptions, RunStatus
 from flyray.store.record import Attempt, RunRecord, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
@@ -32,6 +32,7 @@ __all__ = [
     "JobFollower",
     "JobRun",
     "no_interrupts",
+    "refreshed_status",
 ]
 
 POLL_SECONDS = 0.5  # how often a job's new log lines are fetched, and later its status
@@ -62,6 +63,22 @@ def no_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def refreshed_status(store: RunStore, run: JobRun) -> RunStatus:
+    """The status of a run whose record was just refreshed; a failure keeps its error."""
+    record = run.record
+    if record.status is RunStatus.FAILED and run.error is None:
+        error = store.read_error(record.run_id)
+        run.error = TaskError(
+            record.message or f"run {record.run_id} failed; see `flyray logs {record.run_id}`",
+            run_id=record.run_id,
+            remote_traceback=error.traceback if error is not None else None,
+            logs=store.uri("runs", record.run_id, "logs", "job.log"),
+        )
+    elif record.status is RunStatus.STOPPED and run.error is None:
+        run.error = TaskError(f"run {record.run_id} was stopped", run_id=record.run_id)
+    return record.status
+
+
 class JobExecutor(Executor):
     """Executors whose runs are Ray jobs recorded in the run store."""
 
@@ -75,13 +92,23 @@ class JobExecutor(Executor):
         """Refuse a task this mode cannot run, before anything is written."""
 
     def submit(
-        self, task: FunctionTask, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, run_id: str
+        self,
+        task: FunctionTask,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        *,
+        run_id: str,
+        options: RunOptions | None = None,
     ) -> None:
-        """Bundle the code, render the manifest, store inputs, manifest and a PENDING record."""
+        """Bundle the code, render the manifest, store inputs, manifest and a PENDING record.
+
+        A run id the run store already holds is refused: its record would be overwritten.
+        """
         from flyray.manifest.rayjob import dump_yaml
 
         self.check(task)
-        manifest = self.render(task, run_id)
+        self._check_new(run_id)
+        manifest = self.render(task, run_id, options or RunOptions())
         record = RunRecord(
             run_id=run_id,
             task=task.name,
@@ -93,13 +120,36 @@ class JobExecutor(Executor):
         self.store.save_record(record)
         self._runs[run_id] = JobRun(task, manifest, record)
 
-    def render(self, task: FunctionTask, run_id: str) -> dict[str, Any]:
+    def _check_new(self, run_id: str) -> None:
+        try:
+            self.store.load_record(run_id)
+        except RunStoreError:
+            return
+        raise ConfigError(
+            "name",
+            run_id,
+            f"is the name of a run the run store {self.store.root} already holds: pick another "
+            "name, or leave it out for a new random one",
+        )
+
+    def render(
+        self, task: FunctionTask, run_id: str, options: RunOptions | None = None
+    ) -> dict[str, Any]:
         """The run's RayJob manifest (its code bundle stored in the run store)."""
         from flyray.executors.render import render_for_run
 
         return render_for_run(
-            task, run_id=run_id, store=self.store, settings=self.settings, mode=self.mode
+            task,
+            run_id=run_id,
+            store=self.store,
+            settings=self.settings,
+            mode=self.mode,
+            options=options,
         )
+
+    def location(self, run_id: str) -> str:
+        """The run's folder in the run store, where ``flyray runs show`` reads it."""
+        return self.store.uri("runs", run_id)
 
     def result(self, run_id: str) -> Any:
         """The task's return value read from the run store, or the run's error raised."""

@@ -27,8 +27,8 @@ from typing import Any
 
 from flyray.config.settings import Settings
 from flyray.errors import SubmissionError
-from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
-from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts
+from flyray.executors.base import LogCallback, ProgressCallback, RunOptions, RunStatus
+from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts, refreshed_status
 from flyray.executors.kube import jobstatus
 from flyray.executors.kube import status as rayjob_status
 from flyray.executors.kube.session import JOBS, RAYJOBS, KubeSession, ObjectKind
@@ -116,7 +116,9 @@ class KubeRayExecutor(JobExecutor):
         check_run_store(self.store, shared=self.settings.shared_run_store)
         self.session()
 
-    def render(self, task: FunctionTask, run_id: str) -> dict[str, Any]:
+    def render(
+        self, task: FunctionTask, run_id: str, options: RunOptions | None = None
+    ) -> dict[str, Any]:
         """The RayJob (with ``address=``, the batch Job), in the session's namespace.
 
         With a reused cluster (``reuse_cluster`` or ``reusable=``), the RayJob selects a
@@ -131,6 +133,7 @@ class KubeRayExecutor(JobExecutor):
             store=self.store,
             settings=self.settings,
             namespace=self.session().namespace,
+            options=options,
         )
         if not task.reuses_cluster:
             return manifest
@@ -190,6 +193,12 @@ class KubeRayExecutor(JobExecutor):
         if run.record.status is RunStatus.RUNNING and run.error is None:
             return None
         return super().result(run_id)
+
+    def refresh(self, run_id: str) -> RunStatus:
+        """A detached run's status from its RayJob (or Job); once failed, its error is kept."""
+        run = self._runs[run_id]
+        run.record = refresh_run(self.store, self.store.load_record(run_id))  # e.g. cancelled
+        return refreshed_status(self.store, run)
 
     def cancel(self, run_id: str) -> None:
         """Delete the run's RayJob (or Job) if it has one (e.g. detached); else as any job run."""

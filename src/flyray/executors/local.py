@@ -9,7 +9,7 @@ from typing import Any
 from flyray._aio import run_sync
 from flyray.config.settings import Settings
 from flyray.errors import ConfigError
-from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunStatus
+from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunOptions, RunStatus
 from flyray.task.base import FunctionTask
 
 __all__ = ["LocalExecutor"]
@@ -20,6 +20,7 @@ class _LocalRun:
     task: FunctionTask
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
+    env_vars: Mapping[str, str]
     status: RunStatus = RunStatus.PENDING
     outcome: Any = None
     error: BaseException | None = field(default=None, repr=False)
@@ -35,10 +36,20 @@ class LocalExecutor(Executor):
         self._runs: dict[str, _LocalRun] = {}
 
     def submit(
-        self, task: FunctionTask, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, run_id: str
+        self,
+        task: FunctionTask,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        *,
+        run_id: str,
+        options: RunOptions | None = None,
     ) -> None:
-        """Queue the run; in-process runs start when ``wait`` is called."""
-        self._runs[run_id] = _LocalRun(task, args, kwargs)
+        """Queue the run; in-process runs start when ``wait`` is called.
+
+        Of the options only ``env_vars`` apply here: there are no Kubernetes objects.
+        """
+        env_vars = (options or RunOptions()).env_vars
+        self._runs[run_id] = _LocalRun(task, args, kwargs, env_vars)
 
     def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
         """Run the task to the end in this process."""
@@ -47,7 +58,11 @@ class LocalExecutor(Executor):
             return run.status
         run.status = RunStatus.RUNNING
         try:
-            run.outcome = run_sync(run.task.run_locally(run.args, run.kwargs, on_phase=on_progress))
+            run.outcome = run_sync(
+                run.task.run_locally(
+                    run.args, run.kwargs, on_phase=on_progress, env_vars=run.env_vars
+                )
+            )
             run.status = RunStatus.SUCCEEDED
         except (Exception, KeyboardInterrupt) as exc:
             run.error = exc

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flyray.config.settings import Settings
+from flyray.executors.base import RunOptions
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
@@ -28,28 +29,39 @@ def render_for_run(
     settings: Settings,
     namespace: str | None = None,
     mode: str = "kuberay",
+    options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """Store the code bundle of ``task`` in ``store``; the RayJob that runs it as ``run_id``.
 
     ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there); the
     ``kuberay_version`` setting picks the fields written; ``mode`` is the run's (the
-    environment's ``Image`` is realised for it). The container image: the environment's own,
+    environment's ``Image`` is realised for it); the run's ``options`` add env vars, labels,
+    annotations and the pods' service account. The container image: the environment's own,
     else the ``image`` setting (``--image``), else the official Ray image (``default_image_for``).
     """
     from flyray.manifest.images import default_image_for, ray_version
     from flyray.manifest.rayjob import render_rayjob
+    from flyray.manifest.runmeta import apply_run_options
 
+    options = options or RunOptions()
     bundle, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=False)
-    return render_rayjob(
+    manifest = render_rayjob(
         task,
         run_id=run_id,
         entrypoint=command,
         image=settings.image or default_image_for(task.env.image),
         working_dir=bundle.uri,
+        env_vars=options.env_vars,
         namespace=namespace,
         kuberay_version=settings.kuberay_version,
         ray_version=ray_version(),
         mode=mode,
+    )
+    return apply_run_options(
+        manifest,
+        labels=options.labels,
+        annotations=options.annotations,
+        service_account=options.service_account,
     )
 
 
@@ -60,11 +72,14 @@ def render_kube_manifest(
     store: RunStore,
     settings: Settings,
     namespace: str | None = None,
+    options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """What kuberay mode creates for ``task``: its RayJob, or with an address, a batch Job."""
     from flyray.manifest.images import default_image_for
     from flyray.manifest.job import render_job
+    from flyray.manifest.runmeta import apply_run_options
 
+    options = options or RunOptions()
     if getattr(task.plugin_config, "address", None) is None:
         return render_for_run(
             task,
@@ -72,10 +87,18 @@ def render_kube_manifest(
             store=store,
             settings=settings,
             namespace=namespace,
+            options=options,
         )
     _, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=True)
     image = settings.image or default_image_for(task.env.image)
-    return render_job(task, run_id=run_id, command=command, image=image, namespace=namespace)
+    job = render_job(task, run_id=run_id, command=command, image=image, namespace=namespace)
+    return apply_run_options(
+        job,
+        labels=options.labels,
+        annotations=options.annotations,
+        service_account=options.service_account,
+        env_vars=options.env_vars,
+    )
 
 
 def _bundle_and_command(

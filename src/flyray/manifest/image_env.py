@@ -301,12 +301,12 @@ def _warn_ray_pin(line: str, image: Image, where: str) -> None:
 
 
 def _warn(message: str) -> None:
-    """A ``NoEffectWarning``, once per message in this process."""
-    from flyray.task.inert import NoEffectWarning
+    """A ``FlyrayWarning``, once per message in this process."""
+    from flyray.warn import FlyrayWarning
 
     if message not in _warned:
         _warned.add(message)
-        warnings.warn(message, NoEffectWarning, stacklevel=3)
+        warnings.warn(message, FlyrayWarning, stacklevel=3)
 
 
 # --- files --------------------------------------------------------------------------------

@@ -30,7 +30,9 @@ from flyray.task.base import FunctionTask
 __all__ = [
     "LATEST_KUBERAY_VERSION",
     "MANAGED_BY",
+    "MAX_RUN_ID_LENGTH",
     "add_secret_files",
+    "check_run_id",
     "clean",
     "dump_json",
     "dump_yaml",
@@ -60,7 +62,7 @@ _RAY_TOKEN_AUTH = (2, 52, 0)  # the first Ray with token authentication (KubeRay
 
 _HASH_LENGTH = 8
 _MIN_LABEL_LENGTH = 14  # room for "e-t-" and a hash
-_MAX_RUN_ID_LENGTH = MAX_NAME_LENGTH - 1 - _MIN_LABEL_LENGTH
+MAX_RUN_ID_LENGTH = MAX_NAME_LENGTH - 1 - _MIN_LABEL_LENGTH
 _RUN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+.].*)?$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -72,7 +74,7 @@ def rayjob_name(task: FunctionTask, run_id: str) -> str:
     The run id is always kept whole, so names of different runs never collide; long names
     keep the start of both the environment's and the task's name plus a hash of the full one.
     """
-    run_id = _check_run_id(run_id)
+    run_id = check_run_id(run_id)
     return f"{task_label(task, max_length=MAX_NAME_LENGTH - len(run_id) - 1)}-{run_id}"
 
 
@@ -455,12 +457,13 @@ def _target_version(kuberay_version: str) -> tuple[int, ...]:
     return version
 
 
-def _check_run_id(run_id: object) -> str:
-    if not isinstance(run_id, str) or len(run_id) > _MAX_RUN_ID_LENGTH or not _RUN_ID.match(run_id):
+def check_run_id(run_id: object) -> str:
+    """A run id that fits in every name flyray makes from it, else ConfigError."""
+    if not isinstance(run_id, str) or len(run_id) > MAX_RUN_ID_LENGTH or not _RUN_ID.match(run_id):
         raise ConfigError(
             "run_id",
             run_id,
-            f"must be at most {_MAX_RUN_ID_LENGTH} lowercase letters, digits or '-', starting "
+            f"must be at most {MAX_RUN_ID_LENGTH} lowercase letters, digits or '-', starting "
             "and ending with a letter or digit, such as 'r0a1b2c3d4e'",
         )
     return run_id

@@ -238,17 +238,23 @@ class FunctionTask:
         return None
 
     async def run_locally(
-        self, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, on_phase: PhaseCallback | None
+        self,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        *,
+        on_phase: PhaseCallback | None,
+        env_vars: Mapping[str, str] | None = None,
     ) -> Any:
-        """Run here, with the task's retries, timeout and the environment's env vars."""
+        """Run here, with the task's retries, timeout and env vars (the run's ``env_vars`` win)."""
         from flyray.task.inert import warn_without_effect
 
         warn_without_effect(self, "local")
         report = on_phase or (lambda phase: None)
         backoff = self.retry_strategy.backoff
+        environ = {**(self.env.env_vars or {}), **(env_vars or {})}
         for attempt in range(self.retries + 1):
             try:
-                with _environ(self.env.env_vars or {}), _deadline(self.timeout, self.name):
+                with _environ(environ), _deadline(self.timeout, self.name):
                     return await self.run_once(args, kwargs, on_phase=report)
             except (TaskTimeoutError, NonRecoverableError):
                 raise  # like activeDeadlineSeconds on KubeRay: a timeout is not retried

@@ -2,7 +2,7 @@
 
 flyray accepts every setting a Flyte program passes. Where one has no effect in the mode a
 task runs in (a Kubernetes service account in ``local`` mode, a result cache anywhere), the
-first run of that task in that mode says so with a ``NoEffectWarning``.
+first run of that task in that mode says so with a ``FlyrayWarning``.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from flyray.warn import FlyrayWarning
+
 if TYPE_CHECKING:
     from flyray.task.base import FunctionTask
 
-__all__ = ["NoEffectWarning", "settings_without_effect", "warn_without_effect"]
+__all__ = ["settings_without_effect", "warn_without_effect"]
 
 _KUBE_MODES = ("kuberay",)
 _CLUSTER_MODES = ("local-cluster", "kuberay")  # modes whose clusters flyray creates
 _warned: set[tuple[str, str, str]] = set()
-
-
-class NoEffectWarning(UserWarning):
-    """A setting that is accepted but does nothing in the mode a task runs in."""
 
 
 def settings_without_effect(task: FunctionTask, mode: str) -> Iterator[tuple[str, str]]:
@@ -69,7 +67,7 @@ def warn_without_effect(task: FunctionTask, mode: str) -> None:
         if key in _warned:
             continue
         _warned.add(key)
-        warnings.warn(f"task {task.name!r}: {setting} {why}", NoEffectWarning, stacklevel=3)
+        warnings.warn(f"task {task.name!r}: {setting} {why}", FlyrayWarning, stacklevel=3)
 
 
 def _caches(cache: object) -> bool:

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.realkube
 def test_a_run_completes_and_returns_its_result(kube_env, real_kube, kube_api, operator):
     recorder = Recorder()
     handle = run("sum_of_squares", 10, recorder=recorder)
-    assert handle.outputs() == 285
+    assert handle.result() == 285
     record = only_record(kube_env)
     assert (record.mode, record.status) == ("kuberay", RunStatus.SUCCEEDED)
     assert [attempt.status for attempt in record.attempts] == [RunStatus.SUCCEEDED]

@@ -77,7 +77,7 @@ def test_a_watch_that_gets_410_gone_lists_again(kube_env, real_kube, kube_api, o
 
     recorder = Recorder()
     recorder.at(r"Running: cluster ready", move_to_a_younger_replica)
-    assert run("sum_of_squares", 10, recorder=recorder).outputs() == 285
+    assert run("sum_of_squares", 10, recorder=recorder).result() == 285
     assert seen["answer"] == 410, seen  # what a watch from before the move gets there
     assert seen["cut"] >= 1, seen  # flyray's watch was among the connections cut
     record = only_record(kube_env)
@@ -142,6 +142,6 @@ def _sum_through(outage: Any) -> Any:
     recorder = Recorder()
     recorder.at(r"Running: cluster ready", outage)
     try:
-        return run("sum_of_squares", 10, recorder=recorder).outputs()
+        return run("sum_of_squares", 10, recorder=recorder).result()
     finally:
         outage.wait()
