@@ -137,6 +137,8 @@ def mismatches(flyte_ref: str, flyte_obj: Any, flyray_obj: Any) -> list[str]:
     for i, param in enumerate(theirs):
         if (flyte_ref, param.name) in DIFFERENCES:
             continue
+        if param.name.startswith("_") and param.kind == inspect.Parameter.KEYWORD_ONLY:
+            continue  # Flyte's private keywords (e.g. with_runcontext's _tracker)
         if param.name not in ours_by_name:
             found.append(f"{param.name}: missing")
             continue
