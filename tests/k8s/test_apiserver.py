@@ -45,7 +45,7 @@ def rayjob(
     def tiny() -> None:
         pass
 
-    task = env.task(short_name="tiny", retries=retries, timeout=timeout)(tiny)
+    task = env.task(retries=retries, timeout=timeout)(tiny)
     return render_rayjob(
         task, run_id=run_id, entrypoint=entrypoint, image=IMAGE, ray_version=RAY_VERSION
     )

@@ -39,7 +39,7 @@ def cluster_spec() -> dict[str, Any]:
     def tiny() -> None:
         pass
 
-    task = env.task(short_name="tiny")(tiny)
+    task = env.task(tiny)
     rendered = render_rayjob(
         task, run_id="r1", entrypoint=["true"], image=IMAGE, ray_version=RAY_VERSION
     )

@@ -65,7 +65,8 @@ def make_task(
     def fn() -> None:
         pass
 
-    return env.task(short_name=task_name, retries=retries, timeout=timeout)(fn)
+    fn.__name__ = task_name  # the task's name is its function's
+    return env.task(retries=retries, timeout=timeout)(fn)
 
 
 def render(task: Any, **overrides: Any) -> dict[str, Any]:

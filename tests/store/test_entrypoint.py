@@ -87,7 +87,7 @@ def test_an_async_task(make_project: ProjectFactory, store: RunStore) -> None:
 def test_a_failing_task_stores_its_error(make_project: ProjectFactory, store: RunStore) -> None:
     root = make_project(FILES)
     store.write_inputs("r3", (7,), {})
-    done = _run(root, store, "r3", "plain_env.explode")
+    done = _run(root, store, "r3", "plain_env.boom")
     assert done.returncode == 1
     assert "ValueError: bad x: 7" in done.stderr and "Traceback" in done.stderr
     error = store.read_error("r3")
@@ -107,7 +107,7 @@ def test_a_missing_task_is_a_clear_error(make_project: ProjectFactory, store: Ru
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "--task is not a task in jobs/tasks.py" in done.stderr
-    assert "plain_env.add, plain_env.explode, plain_env.slow_add" in done.stderr
+    assert "plain_env.add, plain_env.boom, plain_env.slow_add" in done.stderr
     error = store.read_error("r4")
     assert error is not None and error.type == "TaskLoadError"
 

@@ -108,7 +108,7 @@ def test_environment_rejects(kwargs, field):
     [
         ({"retries": -1}, "task.retries"),
         ({"timeout": -1}, "task.timeout"),
-        ({"short_name": "a-b"}, "task.short_name"),
+        ({"short_name": "  "}, "task.short_name"),
     ],
 )
 def test_task_options_rejected(options, field):

@@ -76,7 +76,7 @@ def test_a_failed_task_is_its_own_type_and_flytes_runtime_user_error():
 
 
 def test_short_name_and_zero_timeout_mean_what_flyte_says():
-    assert plain.short_name == "renamed" and plain.name == "options_env.renamed"
+    assert plain.short_name == "renamed" and plain.name == "options_env.plain"
     assert plain.timeout is None
     assert plain(1) == 2
 

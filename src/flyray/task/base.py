@@ -67,8 +67,8 @@ class FunctionTask:
         self.func = func
         self.env = env
         self.short_name = short_name if short_name is not None else func.__name__
-        if not isinstance(self.short_name, str) or not self.short_name.isidentifier():
-            raise ConfigError("task.short_name", self.short_name, "must be a Python identifier")
+        if not isinstance(self.short_name, str) or not self.short_name.strip():
+            raise ConfigError("task.short_name", self.short_name, "must be a non-empty string")
         self.retry_strategy = retry_count("task.retries", retries)
         self.timeout = max_runtime_seconds("task.timeout", timeout)
         self.max_queued_time = max_queued_seconds("task.timeout", timeout)
@@ -201,8 +201,8 @@ class FunctionTask:
 
     @property
     def name(self) -> str:
-        """The task's full name, ``<environment>.<function>``."""
-        return f"{self.env.name}.{self.short_name}"
+        """The task's full name, ``<environment>.<function>`` (``short_name`` never changes it)."""
+        return f"{self.env.name}.{self.func.__name__}"
 
     @property
     def plugin_config(self) -> Any:

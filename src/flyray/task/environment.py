@@ -171,7 +171,7 @@ class TaskEnvironment:
 
         def decorate(func: Callable[..., Any]) -> FunctionTask:
             task = self._task_type(func, env=self, **options)
-            self.tasks[task.short_name] = task
+            self.tasks[func.__name__] = task
             return task
 
         return decorate if _func is None else decorate(_func)
