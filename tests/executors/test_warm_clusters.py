@@ -176,6 +176,18 @@ def test_a_killed_keeper_is_cleaned_up_by_the_next_command(home, small_cluster):
     assert registry(home).get("small") is None and not Path(small_cluster.temp_dir).exists()
 
 
+def test_a_reuse_policy_keeps_the_cluster_warm_for_its_idle_ttl(home):
+    first, progress = run_task(home, "reused_nodes")
+    assert any("kept warm for reuse: stops after 45 s unused" in line for line in progress)
+    entry = registry(home).get("reused")
+    assert entry is not None and entry.state == "running" and entry.idle_timeout == 45
+    second, progress = run_task(home, "reused_nodes")
+    assert second["nodes"] == first["nodes"]  # the very same Ray node
+    assert any("on warm cluster 'reused' (1 nodes)" in line for line in progress)
+    flyray_cli(home, "cluster", "down", "reused")
+    assert wait_until_gone(entry.temp_dir) == []
+
+
 def test_idle_timeout_stops_an_unused_cluster(home):
     entry = up(home, "--name", "idle", "--idle-timeout", "3", TASKS, "small")
     assert entry.idle_timeout == 3

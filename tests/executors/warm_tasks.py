@@ -51,3 +51,15 @@ def one_worker_nodes() -> dict:
 @small_env.task
 def small_nodes() -> dict:
     return _nodes()
+
+
+reused_env = flyray.TaskEnvironment(
+    name="reused",
+    plugin_config=RayJobConfig(head_node_config=HeadNodeConfig(requests=Resources(cpu=1))),
+    reusable=flyray.ReusePolicy(replicas=1, idle_ttl=45),
+)
+
+
+@reused_env.task
+def reused_nodes() -> dict:
+    return _nodes()

@@ -48,8 +48,8 @@ def example_names() -> list[str]:
     return sorted(path.stem for path in EXAMPLES.glob("*.py"))
 
 
-def run_program(path: Path, ray_tmpdir: str) -> subprocess.CompletedProcess[str]:
-    """Run ``path`` with this interpreter in its own session; end whatever Ray it leaves behind."""
+def start_program(path: Path, ray_tmpdir: str) -> subprocess.Popen[str]:
+    """Start ``path`` with this interpreter in its own session (its own Ray temp dir)."""
     env = {
         **os.environ,
         "RAY_TMPDIR": ray_tmpdir,
@@ -57,7 +57,7 @@ def run_program(path: Path, ray_tmpdir: str) -> subprocess.CompletedProcess[str]
         # Flyte's rich log handler writes to stdout; its plain handler writes to stderr.
         "DISABLE_RICH_LOGGING": "1",
     }
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, str(path)],
         cwd=path.parent,
         env=env,
@@ -66,6 +66,10 @@ def run_program(path: Path, ray_tmpdir: str) -> subprocess.CompletedProcess[str]
         text=True,
         start_new_session=True,
     )
+
+
+def finish_program(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    """Wait for a started program; end whatever Ray it leaves behind."""
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT)
     finally:
@@ -138,8 +142,15 @@ def test_example_prints_what_flyte_prints(name, private_tmp):
     (private_tmp / "r1").mkdir()
     (private_tmp / "r2").mkdir()
 
-    flyray_run = run_program(original, str(private_tmp / "r1"))
-    flyte_run = run_program(flyte_copy, str(private_tmp / "r2"))
+    # Both at once: each starts its own Ray, and the two waits overlap.
+    started = [
+        start_program(original, str(private_tmp / "r1")),
+        start_program(flyte_copy, str(private_tmp / "r2")),
+    ]
+    try:
+        flyray_run = finish_program(started[0])
+    finally:
+        flyte_run = finish_program(started[1])
 
     assert flyte_run.returncode == 0, f"flyte failed on {name}:\n{flyte_run.stderr[-3000:]}"
     assert flyray_run.returncode == 0, f"flyray failed on {name}:\n{flyray_run.stderr[-3000:]}"

@@ -126,3 +126,30 @@ def test_concurrent_calls_share_ray_until_the_last_one_finishes(ray_tmpdir):
     assert asyncio.run(main()) == ["first", "second"]
     assert not ray.is_initialized()
     assert wait_until_gone(ray_tmpdir) == []
+
+
+gpu_typed_env = flyray.TaskEnvironment(
+    name="typed_env",
+    plugin_config=RayJobConfig(
+        worker_node_config=[
+            WorkerNodeConfig(
+                group_name="gpus", replicas=1, requests=flyray.Resources(cpu=1, gpu="T4:1")
+            )
+        ]
+    ),
+)
+
+
+@gpu_typed_env.task
+def schedules_on_t4() -> tuple[float, str]:
+    @ray.remote(accelerator_type="T4", num_gpus=0)
+    def where() -> str:
+        return "scheduled"
+
+    return ray.cluster_resources().get("accelerator_type:T4", 0.0), ray.get(where.remote())
+
+
+def test_a_gpu_type_is_declared_on_the_local_ray_that_pre_starts(ray_tmpdir):
+    assert not ray.is_initialized(), "another test left Ray initialised in this process"
+    assert schedules_on_t4() == (1.0, "scheduled")
+    assert not ray.is_initialized()

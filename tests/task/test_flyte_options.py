@@ -226,3 +226,18 @@ def test_max_queued_time_is_the_rayjobs_pre_running_deadline():
     assert task.timeout == 600.0
     assert task.custom_config()["preRunningDeadlineSeconds"] == 120
     assert task.override(retries=1).custom_config()["preRunningDeadlineSeconds"] == 120
+
+
+def test_cluster_mode_names_what_an_existing_cluster_does_not_take():
+    from flyray.task.inert import settings_without_effect
+
+    ray_env = flyray.TaskEnvironment(
+        name="existing_env",
+        plugin_config=RayJobConfig(worker_node_config=[WorkerNodeConfig("w", replicas=2)]),
+        secrets=[flyray.Secret(key="api-key", group="openai")],
+    )
+    found = dict(settings_without_effect(ray_env.task(_job), "cluster"))
+    shape = "RayJobConfig's cluster (head, worker groups, autoscaling, shutdown and TTL)"
+    assert "the cluster exists already" in found[shape]
+    assert "must set OPENAI_API_KEY" in found["secrets"]
+    assert dict(settings_without_effect(ray_env.task(_job), "kuberay")) == {}

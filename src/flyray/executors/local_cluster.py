@@ -27,7 +27,7 @@ from flyray.task.base import FunctionTask
 
 if TYPE_CHECKING:
     from flyray.executors.nodes import LocalRayCluster
-    from flyray.executors.warm.registry import WarmCluster
+    from flyray.executors.warm.registry import Registry, WarmCluster
 
 __all__ = ["LocalClusterExecutor", "new_cluster"]
 
@@ -65,12 +65,32 @@ class LocalClusterExecutor(JobExecutor):
             lease = None
         else:
             lease = acquire(registry, run.manifest, preferred=run.task.env.dns_name, report=report)
+            if lease is None and run.task.reuses_cluster:
+                lease = self._start_reused(registry, run, report)
         if lease is None:
             return self._run_transient(run, report)
         try:
             return self._run_warm(run, lease.cluster, report)
         finally:
             release(registry, lease)
+
+    def _start_reused(self, registry: Registry, run: JobRun, report: ProgressCallback) -> Any:
+        """A task with a reuse policy starts its cluster warm, kept for the policy's idle_ttl."""
+        import inspect
+
+        from flyray.executors.warm.clusters import acquire, up
+
+        policy = run.task.env.reusable
+        idle = policy.idle_ttl.total_seconds() if policy else self.settings.cluster_idle_timeout
+        entry, _ = up(
+            run.task,
+            settings=self.settings,
+            source=f"{inspect.getfile(run.task.func)} {run.task.name} (reusable)",
+            idle_timeout=idle,
+            report=report,
+        )
+        report(f"kept warm for reuse: stops after {idle:g} s unused (ReusePolicy.idle_ttl)")
+        return acquire(registry, run.manifest, preferred=entry.name, report=report)
 
     def _run_warm(self, run: JobRun, warm: WarmCluster, report: ProgressCallback) -> RunStatus:
         """Follow the job on a warm cluster, which stays up afterwards."""

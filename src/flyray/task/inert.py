@@ -34,6 +34,8 @@ def settings_without_effect(task: FunctionTask, mode: str) -> Iterator[tuple[str
             yield "pod_template", pods_only
         if any(secret.mount is not None for secret in env.secrets):
             yield "Secret.mount", pods_only
+    if mode == "cluster":
+        yield from _cluster_mode_only(task)
     if isinstance(task.pod_template or env.pod_template, str):
         yield (
             "pod_template",
@@ -68,6 +70,30 @@ def warn_without_effect(task: FunctionTask, mode: str) -> None:
             continue
         _warned.add(key)
         warnings.warn(f"task {task.name!r}: {setting} {why}", FlyrayWarning, stacklevel=3)
+
+
+def _cluster_mode_only(task: FunctionTask) -> Iterator[tuple[str, str]]:
+    """What an existing cluster (cluster mode) does not take from a task: shape and secrets."""
+    config = task.plugin_config
+    head = getattr(config, "head_node_config", None)
+    shaped = getattr(config, "worker_node_config", None) or (
+        head is not None and (head.requests or head.limits or head.ray_start_params)
+    )
+    kept = getattr(config, "shutdown_after_job_finishes", False) or (
+        getattr(config, "ttl_seconds_after_finished", None) is not None
+    )
+    if shaped or kept or getattr(config, "enable_autoscaling", False):
+        yield (
+            "RayJobConfig's cluster (head, worker groups, autoscaling, shutdown and TTL)",
+            "has no effect in cluster mode: the cluster exists already and is not changed",
+        )
+    names = [s.env_var for s in task.env.secrets if s.env_var]
+    if names:
+        yield (
+            "secrets",
+            "have no effect in cluster mode: an existing cluster gets no Kubernetes Secret, so "
+            f"its own environment must set {', '.join(names)}",
+        )
 
 
 def _caches(cache: object) -> bool:
