@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, overload
+from typing import Any
 
 from flyray.config.image import Image, as_image
 from flyray.config.names import check_env_name, dns1123_name
@@ -94,32 +94,6 @@ class TaskEnvironment:
     def add_dependency(self, *env: TaskEnvironment) -> None:
         """Declare environments this one depends on (Flyte deploys them together)."""
         self.depends_on = _check_depends_on([*self.depends_on, *env])
-
-    @overload
-    def task(self, _func: Callable[..., Any]) -> FunctionTask: ...
-
-    @overload
-    def task(
-        self,
-        _func: None = None,
-        *,
-        short_name: str | None = None,
-        cache: CacheRequest | None = None,
-        retries: int | RetryStrategy = 0,
-        timeout: TimeoutType = 0,
-        docs: Any = None,
-        pod_template: str | PodTemplate | None = None,
-        report: bool = False,
-        interruptible: bool | None = None,
-        max_inline_io_bytes: int = MAX_INLINE_IO_BYTES,
-        queue: str | None = None,
-        service_account: str | None = None,
-        triggers: Any = (),
-        links: Any = (),
-        task_resolver: Any | None = None,
-        entrypoint: bool = False,
-        produces_artifacts: bool = False,
-    ) -> Callable[[Callable[..., Any]], FunctionTask]: ...
 
     def task(
         self,
