@@ -5,9 +5,9 @@ import platform
 import pytest
 
 from flyray import SubmissionError
+from flyray.config.ray_images import ray_version
 from flyray.executors.cluster import _version_warnings
 from flyray.executors.versions import check_versions
-from flyray.manifest.images import ray_version
 
 LOCAL = {"local_ray": "2.60.0", "local_python": "3.11.7", "address": "http://h:8265"}
 

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from flyray import Image, ManifestError, TaskEnvironment
+from flyray.config.ray_images import default_image, ray_version
 from flyray.manifest import image_env as image_env_module
 from flyray.manifest.image_env import image_runtime_env, merge_image_env
-from flyray.manifest.images import container_image, default_image, default_image_for, ray_version
+from flyray.manifest.images import container_image, default_image_for
 from flyray.manifest.job import render_job
 from flyray.manifest.rayjob import render_rayjob
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from flyray import ConfigError, ManifestError, PodTemplate, Resources, Secret, TaskEnvironment
-from flyray.manifest.images import default_image, ray_version
+from flyray.config.ray_images import default_image, ray_version
 from flyray.manifest.rayjob import (
     LATEST_KUBERAY_VERSION,
     dump_json,

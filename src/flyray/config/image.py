@@ -461,7 +461,7 @@ class Image:
     def uri(self) -> str:
         """The container image KubeRay pods run for this Image (the default Ray image unless
         ``from_base`` named one)."""
-        from flyray.manifest.images import default_image
+        from flyray.config.ray_images import default_image
 
         return self.base_image or default_image(self.python_version)
 

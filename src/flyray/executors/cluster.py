@@ -206,7 +206,7 @@ def _version_warnings(address: str, headers: dict[str, str]) -> list[str]:
             remote_ray = json.load(response).get("ray_version")
     except (urllib.error.URLError, OSError, ValueError):
         remote_ray = None
-    from flyray.manifest.images import ray_version
+    from flyray.config.ray_images import ray_version
 
     return check_versions(
         address=address,

@@ -39,7 +39,8 @@ def render_for_run(
     annotations and the pods' service account. The container image: the environment's own,
     else the ``image`` setting (``--image``), else the official Ray image (``default_image_for``).
     """
-    from flyray.manifest.images import default_image_for, ray_version
+    from flyray.config.ray_images import ray_version
+    from flyray.manifest.images import default_image_for
     from flyray.manifest.rayjob import render_rayjob
     from flyray.manifest.runmeta import apply_run_options
 

@@ -289,7 +289,7 @@ def _warn_unused(image: Image, where: str, mode: str, needs_build: list[str]) ->
 
 def _warn_ray_pin(line: str, image: Image, where: str) -> None:
     """A ``ray==X`` pin that the default image (this Ray's) does not honour is worth a word."""
-    from flyray.manifest.images import ray_version
+    from flyray.config.ray_images import ray_version
 
     pin = _RAY_PIN.search(line)
     if image.base_image is None and pin and pin.group(1) != ray_version():

@@ -1,50 +1,11 @@
-"""Default container images: the official Ray image that matches the local Ray and Python.
-
-A cluster whose Ray or Python differs from the driver's fails in confusing ways (pickled
-functions, wheel mismatches), so the default image mirrors this interpreter.
-"""
+"""The container image of a task's Ray pods: the environment's own, else the official Ray image."""
 
 from __future__ import annotations
 
-import sys
-
 from flyray.config.image import AUTO, Image
-from flyray.errors import ManifestError
+from flyray.config.ray_images import default_image
 
-__all__ = [
-    "RAY_IMAGE_REPOSITORY",
-    "container_image",
-    "default_image",
-    "default_image_for",
-    "ray_version",
-]
-
-RAY_IMAGE_REPOSITORY = "rayproject/ray"
-
-
-def ray_version() -> str:
-    """The installed Ray's version, read from package metadata (Ray itself is not imported)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ray")
-    except PackageNotFoundError:
-        raise ManifestError(
-            "Ray is not installed here, so flyray cannot choose a matching Ray image: "
-            "install ray or give the environment an image"
-        ) from None
-
-
-def default_image(python: tuple[int, int] = sys.version_info[:2], *, ray: str | None = None) -> str:
-    """``rayproject/ray:<ray>-py<major><minor>``, e.g. ``rayproject/ray:2.60.0-py311``.
-
-    The official tags are ``{Ray version}[-{Python}][-{platform}]``; without a platform the
-    image is the CPU one. A development build of Ray maps to the ``nightly`` tag.
-    """
-    version = ray if ray is not None else ray_version()
-    tag = "nightly" if "dev" in version else version
-    major, minor = python
-    return f"{RAY_IMAGE_REPOSITORY}:{tag}-py{major}{minor}"
+__all__ = ["container_image", "default_image_for"]
 
 
 def container_image(image: object) -> str | None:

@@ -64,7 +64,8 @@ class Lease:
 
 def declared_manifest(task: FunctionTask, settings: Settings) -> dict[str, Any]:
     """The RayJob of ``task`` without a run (no bundle, no inputs): its cluster is what counts."""
-    from flyray.manifest.images import default_image_for, ray_version
+    from flyray.config.ray_images import ray_version
+    from flyray.manifest.images import default_image_for
     from flyray.manifest.rayjob import refuse_existing_cluster, render_rayjob
 
     refuse_existing_cluster(task)
