@@ -50,6 +50,7 @@ __all__ = [
     "TaskLoadError",
     "TaskTimeoutError",
     "as_user_error",
+    "is_task_error_copy",
 ]
 
 ErrorKind = Literal["system", "unknown", "user"]
@@ -216,6 +217,7 @@ class TaskTimeoutError(TaskError, TimeoutError):
 
 
 _user_error_types: dict[type, type] = {}
+_FLYTE_FIELDS = ("code", "kind", "worker")
 
 
 def as_user_error(error: BaseException) -> BaseException:
@@ -223,27 +225,69 @@ def as_user_error(error: BaseException) -> BaseException:
 
     Flyte raises ``RuntimeUserError`` for a failed task; flyray keeps the task's own type too,
     so existing ``except ValueError`` code and Flyte's ``except RuntimeUserError`` both work.
-    Errors that are already flyray's, or whose type cannot be combined, are returned as they are.
+    The copy is rebuilt the way pickle rebuilds the error (its args and state) and pickles as
+    the original type. Errors that are already flyray's, that have fields of their own named
+    like Flyte's (``code``, ``kind``, ``worker``), or that cannot be rebuilt, stay as they are.
     """
     original = type(error)
     if isinstance(error, FlyrayError) or not isinstance(error, Exception):
         return error
+    if any(hasattr(error, name) for name in _FLYTE_FIELDS):
+        return error
     try:
-        combined = _user_error_types.get(original)
-        if combined is None:
-            combined = type(
-                original.__name__,
-                (original, RuntimeUserError),
-                {"__module__": original.__module__, "__qualname__": original.__qualname__},
-            )
-            _user_error_types[original] = combined
-        wrapped = combined.__new__(combined, *error.args)
-        wrapped.__dict__.update(error.__dict__)
-        wrapped.args = error.args
-    except TypeError:  # a layout or constructor that cannot be combined: keep the original
+        wrapped = _rebuilt(error, _user_error_type(original))
+    except Exception:  # a layout, constructor or state that cannot be combined
         return error
     wrapped.code, wrapped.kind, wrapped.worker = original.__name__, "user", None
     wrapped.__traceback__ = error.__traceback__
     wrapped.__cause__, wrapped.__context__ = error.__cause__, error.__context__
     wrapped.__suppress_context__ = error.__suppress_context__
     return wrapped
+
+
+def is_task_error_copy(error: BaseException) -> bool:
+    """Whether ``error`` is a task's own error as ``as_user_error`` returned it."""
+    return type(error) in _user_error_types.values()
+
+
+def _user_error_type(original: type) -> type:
+    """The type that is both ``original`` and ``RuntimeUserError`` (made once per type)."""
+    combined = _user_error_types.get(original)
+    if combined is None:
+        # RuntimeError and Exception are bases of RuntimeUserError already: it goes first.
+        bases = (
+            (RuntimeUserError, original)
+            if issubclass(RuntimeUserError, original)
+            else (original, RuntimeUserError)
+        )
+        namespace = {
+            "__module__": original.__module__,
+            "__qualname__": original.__qualname__,
+            "__init__": original.__init__,
+            "__str__": original.__str__,
+            "__reduce__": _reduce_as_original,
+            "original_type": original,
+        }
+        combined = type(original.__name__, bases, namespace)
+        _user_error_types[original] = combined
+    return combined
+
+
+def _rebuilt(error: BaseException, combined: type) -> BaseException:
+    """A ``combined`` instance made from ``error`` as pickle would remake it."""
+    reduced = error.__reduce_ex__(2)
+    args = reduced[1] if len(reduced) > 1 else ()
+    state = reduced[2] if len(reduced) > 2 else None
+    if reduced[0] is not type(error):  # rebuilt through a function of its own: keep it
+        raise TypeError("not rebuilt from its type")
+    wrapped = combined(*args)
+    for name, value in (state or {}).items():
+        setattr(wrapped, name, value)
+    return wrapped
+
+
+def _reduce_as_original(self: BaseException) -> tuple[Any, ...]:
+    """Pickle a task's error as its own type (the combined type exists in this process only)."""
+    original = type(self).original_type  # type: ignore[attr-defined]
+    state = {k: v for k, v in self.__dict__.items() if k not in _FLYTE_FIELDS}
+    return (original, self.args, state or None)

@@ -18,7 +18,16 @@ from flyray.warn import warn_no_effect
 
 __all__ = ["init", "init_from_api_key", "init_from_config", "init_in_cluster", "init_passthrough"]
 
-_SECRET = ("api_key", "client_credentials_secret")  # never shown in a warning
+# Never shown in a warning: keys, secrets, and what may carry credentials (a proxy URL with a
+# user and password, an auth client config, storage options).
+_SECRET = (
+    "api_key",
+    "client_credentials_secret",
+    "http_proxy_url",
+    "auth_client_config",
+    "storage",
+    "client_id",
+)
 _WHY = "flyray connects to no Flyte backend; a run goes where its mode says"
 _WHERE = "in any flyray mode"
 _CALLER = 5  # the user's frame: warnings.warn < warn_no_effect < _no_effect < init* < Syncified

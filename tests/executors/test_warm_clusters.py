@@ -67,7 +67,7 @@ def up(home, *args) -> WarmCluster:
     return entry
 
 
-def run_task(home, name, *, fresh=False):
+def run_task(home, name, *, fresh=False, **options):
     """Run a task of warm_tasks.py on local-cluster; (its result, the progress messages)."""
     progress = []
     context = flyray.with_runcontext(
@@ -77,6 +77,7 @@ def run_task(home, name, *, fresh=False):
         fresh=fresh,
         on_log=lambda _: None,
         on_progress=progress.append,
+        **options,
     )
     return context.run(load_task(TASKS, name)).result(), progress
 
@@ -177,11 +178,12 @@ def test_a_killed_keeper_is_cleaned_up_by_the_next_command(home, small_cluster):
 
 
 def test_a_reuse_policy_keeps_the_cluster_warm_for_its_idle_ttl(home):
-    first, progress = run_task(home, "reused_nodes")
+    # The run's own options (here env vars) are part of the cluster kept, so runs alike match.
+    first, progress = run_task(home, "reused_nodes", env_vars={"RUN_OPTION": "1"})
     assert any("kept warm for reuse: stops after 45 s unused" in line for line in progress)
     entry = registry(home).get("reused")
     assert entry is not None and entry.state == "running" and entry.idle_timeout == 45
-    second, progress = run_task(home, "reused_nodes")
+    second, progress = run_task(home, "reused_nodes", env_vars={"RUN_OPTION": "1"})
     assert second["nodes"] == first["nodes"]  # the very same Ray node
     assert any("on warm cluster 'reused' (1 nodes)" in line for line in progress)
     flyray_cli(home, "cluster", "down", "reused")

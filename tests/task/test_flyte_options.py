@@ -241,3 +241,96 @@ def test_cluster_mode_names_what_an_existing_cluster_does_not_take():
     assert "the cluster exists already" in found[shape]
     assert "must set OPENAI_API_KEY" in found["secrets"]
     assert dict(settings_without_effect(ray_env.task(_job), "kuberay")) == {}
+
+
+@env.task(timeout=0.3)
+async def hangs() -> str:
+    await asyncio.sleep(60)
+    return "never"
+
+
+@env.task
+async def carries_on() -> str:
+    await asyncio.sleep(0.6)
+    return "done"
+
+
+@env.task(timeout=0.3)
+def blocks() -> None:
+    import time
+
+    time.sleep(60)  # a blocking call, as ray.get is: the timeout must interrupt it
+
+
+@env.task(retries=5, timeout=flyray.Timeout(max_runtime=10, deadline=1))
+def keeps_failing() -> None:
+    import time
+
+    attempts.append("keeps_failing")
+    time.sleep(0.4)
+    raise ValueError("again")
+
+
+def test_a_timed_out_call_does_not_stop_the_calls_gathered_with_it():
+    async def main() -> list:
+        return await asyncio.gather(carries_on(), hangs(), return_exceptions=True)
+
+    done, timed_out = asyncio.run(main())
+    assert done == "done"
+    assert isinstance(timed_out, flyray.TaskTimeoutError) and "0.3 s" in str(timed_out)
+
+
+def test_a_timeout_interrupts_blocking_code():
+    with pytest.raises(flyray.TaskTimeoutError, match=r"timeout of 0\.3 s"):
+        blocks()
+
+
+def test_the_deadline_bounds_all_attempts_together():
+    with pytest.raises(flyray.TaskTimeoutError, match="deadline of 1 s"):
+        keeps_failing()
+    assert 2 <= len(attempts) <= 3  # 0.4 s each: the third or fourth start passes 1 s
+
+
+def test_override_with_a_plugin_config_makes_a_task_of_that_plugin():
+    from flyray.plugins.ray import RayFunctionTask
+
+    ray_plain = plain.override(plugin_config=RayJobConfig(worker_node_config=[]))
+    assert isinstance(ray_plain, RayFunctionTask) and ray_plain.custom_config() is not None
+    assert type(plain) is flyray.FunctionTask
+    with pytest.raises(flyray.ConfigError, match=r"task\.cache"):
+        plain.override(cache="sometimes")
+
+
+def test_override_of_a_reused_environment_needs_reusable_off():
+    ray_env = flyray.TaskEnvironment(
+        name="reused",
+        plugin_config=RayJobConfig(worker_node_config=[]),
+        reusable=flyray.ReusePolicy(replicas=1, idle_ttl=600),
+    )
+    task = ray_env.task(_job)
+    with pytest.raises(flyray.ConfigError, match="reusable='off'"):
+        task.override(env_vars={"A": "1"})
+    unshared = task.override(env_vars={"A": "1"}, reusable="off")
+    assert unshared.env.env_vars == {"A": "1"} and not unshared.reuses_cluster
+
+
+@env.task
+async def reads_x() -> str | None:
+    await asyncio.sleep(0.1)  # both calls are inside their environments now
+    import os
+
+    return os.environ.get("FLYRAY_TEST_X")
+
+
+def test_concurrent_calls_with_clashing_env_vars_are_warned():
+    async def main() -> list:
+        return await asyncio.gather(
+            reads_x.override(env_vars={"FLYRAY_TEST_X": "a"}).aio(),
+            reads_x.override(env_vars={"FLYRAY_TEST_X": "b"}).aio(),
+        )
+
+    with pytest.warns(flyray.FlyrayWarning, match="FLYRAY_TEST_X to different values"):
+        asyncio.run(main())
+    import os
+
+    assert "FLYRAY_TEST_X" not in os.environ

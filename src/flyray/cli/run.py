@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from flyray.errors import FlyrayError, TaskError
+from flyray.errors import FlyrayError, TaskError, is_task_error_copy
 from flyray.runner import MODES, with_runcontext
 from flyray.task.base import FunctionTask
 
@@ -46,6 +46,8 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
         result = handle.result()
     except FlyrayError as exc:
         progress.stop()
+        if is_task_error_copy(exc):  # the task's own error, raised in this process
+            return _task_failed(task, exc)
         if isinstance(exc, TaskError) and exc.remote_traceback:
             stderr.print(exc.remote_traceback, markup=False, soft_wrap=True, end="")
         stderr.print(f"[red]Error:[/] {exc}", soft_wrap=True)
@@ -58,15 +60,20 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
         return 130
     except Exception as exc:  # raised by the task's own code
         progress.stop()
-        stderr.print(user_traceback(task, exc), markup=False, soft_wrap=True, end="")
-        stderr.print(f"[red]Task {task.name} failed:[/] {type(exc).__name__}: {exc}")
-        return 1
+        return _task_failed(task, exc)
     progress.stop()
     stderr.print(
         f"[green]✓[/] {task.name} finished in {progress.elapsed():.1f} s (run {handle.run_id})"
     )
     click.echo(format_result(result))
     return 0
+
+
+def _task_failed(task: Any, exc: BaseException) -> int:
+    """Print the task's own traceback (from its function down) and error; exit code 1."""
+    stderr.print(user_traceback(task, exc), markup=False, soft_wrap=True, end="")
+    stderr.print(f"[red]Task {task.name} failed:[/] {type(exc).__name__}: {exc}")
+    return 1
 
 
 @file_task_command("run", _run_task)

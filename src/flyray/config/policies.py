@@ -21,9 +21,11 @@ __all__ = [
     "ReusePolicy",
     "Timeout",
     "TimeoutType",
+    "check_cache",
     "max_queued_seconds",
     "max_runtime_seconds",
     "retry_count",
+    "runtime_bounds",
 ]
 
 
@@ -118,6 +120,19 @@ def max_runtime_seconds(field_name: str, timeout: object) -> float | None:
         set_bounds = [b for b in bounds if b is not None]
         return min(set_bounds) if set_bounds else None
     return _seconds(field_name, timeout)
+
+
+def runtime_bounds(field_name: str, timeout: object) -> tuple[float | None, float | None]:
+    """(per-attempt ``max_runtime``, all-attempts ``deadline``) in seconds; None: unlimited.
+
+    A bare number or timedelta is ``max_runtime``, as in Flyte.
+    """
+    if isinstance(timeout, Timeout):
+        return (
+            _seconds(f"{field_name}.max_runtime", timeout.max_runtime),
+            _seconds(f"{field_name}.deadline", timeout.deadline),
+        )
+    return max_runtime_seconds(field_name, timeout), None
 
 
 def max_queued_seconds(field_name: str, timeout: object) -> float | None:
@@ -221,3 +236,12 @@ class Cache:
 
 
 CacheRequest = CacheBehavior | Cache
+
+
+def check_cache(field_name: str, cache: object) -> CacheRequest:
+    """A cache request: 'auto', 'override', 'disable' or a ``Cache``."""
+    if not (isinstance(cache, Cache) or cache in ("auto", "override", "disable")):
+        raise ConfigError(
+            field_name, cache, "must be 'auto', 'override', 'disable' or a flyray.Cache"
+        )
+    return cache  # type: ignore[return-value]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flyray.config.settings import Settings
+from flyray.errors import FlyrayError
 from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
 from flyray.executors.jobs import JobExecutor, JobRun, no_interrupts
 from flyray.manifest.rayjob import refuse_existing_cluster
@@ -75,20 +76,30 @@ class LocalClusterExecutor(JobExecutor):
             release(registry, lease)
 
     def _start_reused(self, registry: Registry, run: JobRun, report: ProgressCallback) -> Any:
-        """A task with a reuse policy starts its cluster warm, kept for the policy's idle_ttl."""
+        """A task with a reuse policy starts its cluster warm, kept for the policy's idle_ttl.
+
+        The warm cluster is this run's own cluster, so this and later runs like it match it.
+        When it cannot be started (the name holds another cluster, or is starting), the run
+        goes on a transient cluster and says why.
+        """
         import inspect
 
         from flyray.executors.warm.clusters import acquire, up
 
         policy = run.task.env.reusable
         idle = policy.idle_ttl.total_seconds() if policy else self.settings.cluster_idle_timeout
-        entry, _ = up(
-            run.task,
-            settings=self.settings,
-            source=f"{inspect.getfile(run.task.func)} {run.task.name} (reusable)",
-            idle_timeout=idle,
-            report=report,
-        )
+        try:
+            entry, _ = up(
+                run.task,
+                settings=self.settings,
+                source=f"{inspect.getfile(run.task.func)} {run.task.name} (reusable)",
+                idle_timeout=idle,
+                report=report,
+                manifest=run.manifest,
+            )
+        except FlyrayError as exc:
+            report(f"not kept warm for reuse ({exc}); running on a transient cluster")
+            return None
         report(f"kept warm for reuse: stops after {idle:g} s unused (ReusePolicy.idle_ttl)")
         return acquire(registry, run.manifest, preferred=entry.name, report=report)
 

@@ -3,29 +3,33 @@
 from __future__ import annotations
 
 import contextlib
-import copy
+import contextvars
 import functools
 import inspect
 import os
-import signal
-import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flyray._aio import run_sync
 from flyray.config.pod_template import PodTemplate, as_pod_template
 from flyray.config.policies import (
     RetryStrategy,
+    check_cache,
     max_queued_seconds,
     max_runtime_seconds,
     retry_count,
+    runtime_bounds,
 )
 from flyray.errors import ConfigError, NonRecoverableError, TaskTimeoutError, as_user_error
+from flyray.warn import FlyrayWarning
 
 if TYPE_CHECKING:
     from flyray.task.environment import TaskEnvironment
 
-__all__ = ["MAX_INLINE_IO_BYTES", "FunctionTask", "check_pod_template"]
+__all__ = ["MAX_INLINE_IO_BYTES", "RUN_ENV_VARS", "FunctionTask", "check_pod_template"]
 
 PhaseCallback = Callable[[str], None]
 MAX_INLINE_IO_BYTES = 10 * 1024 * 1024  # Flyte's default limit for inline inputs and outputs
@@ -71,9 +75,10 @@ class FunctionTask:
             raise ConfigError("task.short_name", self.short_name, "must be a non-empty string")
         self.retry_strategy = retry_count("task.retries", retries)
         self.timeout = max_runtime_seconds("task.timeout", timeout)
+        self.max_runtime, self.deadline = runtime_bounds("task.timeout", timeout)
         self.max_queued_time = max_queued_seconds("task.timeout", timeout)
         self._timeout_request = timeout
-        self.cache = cache
+        self.cache = cache if cache is None else check_cache("task.cache", cache)
         self.docs = docs
         self.pod_template = check_pod_template("task.pod_template", pod_template)
         self.report = report
@@ -149,6 +154,14 @@ class FunctionTask:
             "reusable": reusable,
         }
         env_changes = {key: value for key, value in given.items() if value is not None}
+        sized = sorted({"resources", "env_vars", "secrets"} & set(env_changes))
+        if self.env.reusable is not None and sized and reusable != "off":
+            raise ConfigError(
+                "task.override",
+                sized,
+                "cannot change a reused environment: pass reusable='off' in the same call "
+                "(as Flyte requires)",
+            )
         if env_changes.get("reusable") == "off":
             env_changes["reusable"] = None
         task_changes = {
@@ -171,12 +184,10 @@ class FunctionTask:
             task_changes["retries"] = retries
         if links:
             task_changes["links"] = links
-        clone = copy.copy(self)
-        if env_changes:
-            clone.env = replace(self.env, **env_changes)
-            clone.env.tasks.update(self.env.tasks)
-        type(self).__init__(clone, self.func, env=clone.env, **{**self._options(), **task_changes})
-        return clone
+        env = replace(self.env, **env_changes) if env_changes else self.env
+        # A new plugin_config may need another task class (the plugin registry says which).
+        task_type = env._task_type if env_changes else type(self)
+        return task_type(self.func, env=env, **{**self._options(), **task_changes})
 
     def _options(self) -> dict[str, Any]:
         """The decorator options this task was made with, for ``override``."""
@@ -245,28 +256,52 @@ class FunctionTask:
         on_phase: PhaseCallback | None,
         env_vars: Mapping[str, str] | None = None,
     ) -> Any:
-        """Run here, with the task's retries, timeout and env vars (the run's ``env_vars`` win)."""
+        """Run here, with the task's retries, timeout and env vars (the run's ``env_vars`` win).
+
+        ``max_runtime`` bounds each attempt and ``deadline`` all of them together; a task that
+        still fails after its retries raises its own error as a ``RuntimeUserError`` too.
+        """
         from flyray.task.inert import warn_without_effect
 
         warn_without_effect(self, "local")
         report = on_phase or (lambda phase: None)
         backoff = self.retry_strategy.backoff
         environ = {**(self.env.env_vars or {}), **(env_vars or {})}
+        started = time.monotonic()
+        failure: BaseException | None = None
         for attempt in range(self.retries + 1):
             try:
-                with _environ(environ), _deadline(self.timeout, self.name):
-                    return await self.run_once(args, kwargs, on_phase=report)
+                seconds, why = self._time_left(started)
+                with _environ(environ), _run_env_vars(env_vars):
+                    return await self.run_once(
+                        args, kwargs, on_phase=report, timeout=seconds, timeout_reason=why
+                    )
             except (TaskTimeoutError, NonRecoverableError):
                 raise  # like activeDeadlineSeconds on KubeRay: a timeout is not retried
             except Exception as exc:
                 if attempt == self.retries:
-                    raise as_user_error(exc) from exc.__cause__
+                    failure = exc
+                    break
                 report(f"retrying (attempt {attempt + 2} of {self.retries + 1})")
                 if backoff is not None:
                     import asyncio  # not at module level: it doubles `import flyray`
 
                     await asyncio.sleep(backoff.compute_delay(attempt).total_seconds())
-        raise AssertionError("unreachable")
+        assert failure is not None
+        raise as_user_error(failure)  # outside the except block: its own chain is kept
+
+    def _time_left(self, started: float) -> tuple[float | None, str]:
+        """This attempt's bound and what sets it: ``max_runtime``, or the ``deadline`` left."""
+        runtime = (self.max_runtime, f"its timeout of {self.max_runtime or 0:g} s")
+        if self.deadline is None:
+            return runtime if self.max_runtime is not None else (None, "")
+        left = self.deadline - (time.monotonic() - started)
+        why = f"its deadline of {self.deadline:g} s (all attempts together)"
+        if left <= 0:
+            raise TaskTimeoutError(f"task {self.name!r} passed {why}")
+        if self.max_runtime is not None and self.max_runtime < left:
+            return runtime
+        return left, why
 
     async def run_once(
         self,
@@ -274,14 +309,23 @@ class FunctionTask:
         kwargs: Mapping[str, Any],
         *,
         on_phase: PhaseCallback | None = None,
+        timeout: float | None = None,
+        timeout_reason: str = "",
     ) -> Any:
-        """One attempt: pre() -> function -> post(); post() also runs when the function fails."""
+        """One attempt: pre() -> function -> post(); post() also runs when the function fails.
+
+        ``timeout`` bounds the function alone (never ``pre``/``post``); ``timeout_reason``
+        says what set it, for the error.
+        """
+        from flyray.task.deadlines import deadline
+
         report = on_phase or (lambda phase: None)
         report("pre")
         await self.pre(*args, **kwargs)
-        report("running")
         try:
-            result = await self.execute(*args, **kwargs)
+            report("running")
+            async with deadline(timeout, self.name, timeout_reason):
+                result = await self.execute(*args, **kwargs)
         except BaseException:
             await self.post(None)
             raise
@@ -316,37 +360,60 @@ def check_pod_template(field_name: str, value: object) -> str | PodTemplate | No
     return as_pod_template(field_name, value)
 
 
+RUN_ENV_VARS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "run_env_vars", default=MappingProxyType({})
+)  # the env vars of the run a local call belongs to, for plugins (Ray's runtime env)
+
+
+@contextlib.contextmanager
+def _run_env_vars(values: Mapping[str, str] | None) -> Iterator[None]:
+    token = RUN_ENV_VARS.set({**RUN_ENV_VARS.get(), **(values or {})})
+    try:
+        yield
+    finally:
+        RUN_ENV_VARS.reset(token)
+
+
+_environ_in_use: dict[str, list[str]] = {}  # variable -> the values active calls set
+_environ_before: dict[str, str | None] = {}  # variable -> its value before those calls
+
+
 @contextlib.contextmanager
 def _environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a local run, then restore them."""
-    saved = {key: os.environ.get(key) for key in values}
+    """Set environment variables for the duration of a local run, then restore them.
+
+    ``os.environ`` is one per process: concurrent calls that set a variable differently are
+    warned that they see each other's value.
+    """
+    clashes = sorted(
+        key
+        for key, value in values.items()
+        if any(v != value for v in _environ_in_use.get(key, []))
+    )
+    if clashes:
+        warnings.warn(
+            f"concurrent local calls set {', '.join(clashes)} to different values; a process "
+            "has one environment, so each call sees the value set last: run them one after "
+            "the other, or in local-cluster mode",
+            FlyrayWarning,
+            stacklevel=4,
+        )
+    for key, value in values.items():
+        if key not in _environ_in_use:
+            _environ_before[key] = os.environ.get(key)
+        _environ_in_use.setdefault(key, []).append(value)
     os.environ.update(values)
     try:
         yield
     finally:
-        for key, old in saved.items():
-            if old is None:
+        for key, value in values.items():
+            _environ_in_use[key].remove(value)
+            if _environ_in_use[key]:  # calls still running keep the value set last
+                os.environ[key] = _environ_in_use[key][-1]
+                continue
+            del _environ_in_use[key]
+            before = _environ_before.pop(key)
+            if before is None:
                 os.environ.pop(key, None)
             else:
-                os.environ[key] = old
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float | None, task_name: str) -> Iterator[None]:
-    """Interrupt a local run after ``seconds`` (SIGALRM: enforced on the main thread only)."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise TaskTimeoutError(
-            f"task {task_name!r} did not finish within its timeout of {seconds:g} s"
-        )
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+                os.environ[key] = before

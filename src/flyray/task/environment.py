@@ -15,7 +15,13 @@ from typing import Any
 from flyray.config.image import Image, as_image
 from flyray.config.names import check_env_name, dns1123_name
 from flyray.config.pod_template import PodTemplate
-from flyray.config.policies import Cache, CacheRequest, RetryStrategy, ReusePolicy, TimeoutType
+from flyray.config.policies import (
+    CacheRequest,
+    RetryStrategy,
+    ReusePolicy,
+    TimeoutType,
+    check_cache,
+)
 from flyray.config.resources import Resources
 from flyray.config.secrets import Secret, normalise_secrets
 from flyray.errors import ConfigError
@@ -65,7 +71,7 @@ class TaskEnvironment:
         _check_optional_text("TaskEnvironment.description", self.description)
         if not isinstance(self.interruptible, bool):
             raise ConfigError("TaskEnvironment.interruptible", self.interruptible, "must be a bool")
-        _check_cache("TaskEnvironment.cache", self.cache)
+        check_cache("TaskEnvironment.cache", self.cache)
         if self.reusable is not None and not isinstance(self.reusable, ReusePolicy):
             raise ConfigError(
                 "TaskEnvironment.reusable", self.reusable, "must be a flyray.ReusePolicy or None"
@@ -122,8 +128,6 @@ class TaskEnvironment:
         ``Timeout`` (``0``, the default, means none). Options without an effect in the mode a
         task runs in are named in a warning then.
         """
-        if cache is not None:
-            _check_cache("task.cache", cache)
         options = {
             "short_name": short_name,
             "cache": cache,
@@ -188,10 +192,3 @@ def _check_include(include: object) -> tuple[str, ...]:
 def _check_optional_text(field_name: str, value: object) -> None:
     if value is not None and not isinstance(value, str):
         raise ConfigError(field_name, value, "must be a string or None")
-
-
-def _check_cache(field_name: str, cache: object) -> None:
-    if not (isinstance(cache, Cache) or cache in ("auto", "override", "disable")):
-        raise ConfigError(
-            field_name, cache, "must be 'auto', 'override', 'disable' or a flyray.Cache"
-        )

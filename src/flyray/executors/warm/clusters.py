@@ -87,15 +87,18 @@ def up(
     name: str | None = None,
     idle_timeout: float | None = None,
     report: ProgressCallback | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> tuple[WarmCluster, bool]:
     """Start ``task``'s declared cluster as warm cluster ``name`` (default: the environment's).
 
-    Returns the entry and whether it was started now (False: the same cluster was already up).
+    ``manifest`` is a run's RayJob, whose cluster is then the one kept (a run with a reuse
+    policy); without one, the task's declared cluster. Returns the entry and whether it was
+    started now (False: the same cluster was already up).
     """
     report = report or _quiet
     registry = Registry(settings.clusters_dir_path())
     name = check_dns1123_label("--name", name or task.env.dns_name)
-    manifest = declared_manifest(task, settings)
+    manifest = manifest if manifest is not None else declared_manifest(task, settings)
     key = cluster_key(manifest)
     clean_up(registry, report)
     with registry.locked():

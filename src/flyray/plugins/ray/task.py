@@ -9,6 +9,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from typing import Any, ClassVar
 
 from flyray.config.policies import ReusePolicy
@@ -31,8 +32,9 @@ from flyray.plugins.ray.resources import (
     node_label_settings,
     with_accelerator_resources,
 )
-from flyray.task.base import FunctionTask
+from flyray.task.base import RUN_ENV_VARS, FunctionTask
 from flyray.task.context import in_cluster
+from flyray.warn import FlyrayWarning
 
 # The spec imports the config classes from this module too.
 __all__ = [
@@ -84,21 +86,22 @@ class RayFunctionTask(FunctionTask):
         """Call ``ray.init()`` unless Ray is already initialised (then leave it as it is).
 
         Concurrent calls in one process share the Ray that the first one started: each call
-        holds it until its ``post()``, and the last one to finish shuts it down.
+        holds it until its ``post()``, and the last one to finish shuts it down. A call that
+        would have started Ray differently (another runtime env or address) is warned.
         """
         import ray
 
+        params = self._init_params()
         with _RAY_LOCK:
             if ray.is_initialized():
-                _hold_ray_if_ours()
+                _RAY.join(self.name, params)
                 return {}
-            self._init_ray(ray)
-            global _ray_holders
-            _ray_holders = 0
-            _hold_ray_if_ours(started=True)
+            self._init_ray(ray, params)
+            _RAY.started(params)
         return {}
 
-    def _init_ray(self, ray: Any) -> None:
+    def _init_params(self) -> dict[str, Any]:
+        """The arguments of ``ray.init`` for this call."""
         init_params: dict[str, Any] = {}
         if self.plugin_config.address is not None:
             init_params["address"] = self.plugin_config.address
@@ -109,6 +112,10 @@ class RayFunctionTask(FunctionTask):
         accelerators = local_ray_resources(self.plugin_config, self.env.resources)
         if address is None and accelerators:  # a new local Ray stands in for every node
             init_params["resources"] = accelerators
+        return init_params
+
+    def _init_ray(self, ray: Any, init_params: dict[str, Any]) -> None:
+        address = self.plugin_config.address or os.environ.get("RAY_ADDRESS")
         started = time.monotonic()
         try:
             ray.init(**init_params)
@@ -126,17 +133,11 @@ class RayFunctionTask(FunctionTask):
 
         A Ray that was running before (the user's, or a job's) is left alone.
         """
-        held = _held_by_this_call.get()
-        if held:
-            _held_by_this_call.set(held - 1)
-            with _RAY_LOCK:
-                global _ray_holders
-                _ray_holders -= 1
-                if _ray_holders == 0 and _ray_started_by_flyray:
-                    import ray
+        with _RAY_LOCK:
+            if _RAY.leave():
+                import ray
 
-                    ray.shutdown()
-                    _forget_ray()
+                ray.shutdown()
         return return_vals
 
     def describe_pre(self) -> str:
@@ -145,7 +146,8 @@ class RayFunctionTask(FunctionTask):
         return f"Connecting to Ray at {address}" if address else "Starting Ray"
 
     def runtime_env(self) -> dict[str, Any]:
-        """The runtime_env ``pre`` passes to ``ray.init``: the config's, plus env vars.
+        """The runtime_env ``pre`` passes to ``ray.init``: the config's, plus the environment's
+        and the run's (``with_runcontext(env_vars=...)``) env vars.
 
         In a cluster (inside flyray's job entrypoint) the current directory also becomes the
         ``working_dir``, without temporary files, so every worker sees the task's code. Fields
@@ -153,8 +155,9 @@ class RayFunctionTask(FunctionTask):
         already, and Ray refuses a driver runtime_env that repeats them.
         """
         env = dict(self.plugin_config.runtime_env or {})
-        if self.env.env_vars:
-            env["env_vars"] = {**env.get("env_vars", {}), **self.env.env_vars}
+        env_vars = {**(self.env.env_vars or {}), **RUN_ENV_VARS.get()}  # the run's win
+        if env_vars:
+            env["env_vars"] = {**env.get("env_vars", {}), **env_vars}
         if in_cluster():
             env["working_dir"] = os.getcwd()
             env["excludes"] = [*env.get("excludes", []), *WORKING_DIR_EXCLUDES]
@@ -251,26 +254,70 @@ class RayFunctionTask(FunctionTask):
         }
 
 
+class _SharedRay:
+    """The Ray that flyray's ``pre`` started in this process and the calls that hold it.
+
+    Each start is a new session; a call holds the session it joined (a context variable, so
+    nested and gathered calls each count), and letting go of an ended session (Ray was shut
+    down under its holders and started again) leaves the current one alone.
+    """
+
+    def __init__(self) -> None:
+        self.active = False  # a Ray that flyray's pre() started is running
+        self.session = 0
+        self.holders = 0
+        self.params: dict[str, Any] = {}
+        self.held: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+            "held_ray_sessions", default=()
+        )
+
+    def started(self, params: dict[str, Any]) -> None:
+        """This call started Ray: a new session, held once (lock held)."""
+        self.end()  # whatever session was running, Ray is new now
+        self.active, self.params = True, params
+        self._hold()
+
+    def join(self, task_name: str, params: dict[str, Any]) -> None:
+        """This call runs on a Ray that is up already; held if it is flyray's (lock held)."""
+        if not self.active:
+            return
+        if params != self.params:
+            warnings.warn(
+                f"task {task_name!r} runs on the Ray that an earlier call in this process "
+                "started, whose ray.init() arguments (runtime_env, address, resources) differ "
+                "from this task's: run such tasks one after the other, or in local-cluster mode",
+                FlyrayWarning,
+                stacklevel=5,
+            )
+        self._hold()
+
+    def leave(self) -> bool:
+        """This call lets go; True when it was the last holder of the running session."""
+        held = self.held.get()
+        if not held:
+            return False
+        self.held.set(held[:-1])
+        if not self.active or held[-1] != self.session:
+            return False
+        self.holders -= 1
+        if self.holders > 0:
+            return False
+        self.end()
+        return True
+
+    def end(self) -> None:
+        """No Ray of flyray's runs any more; holders of the ended session no longer count."""
+        self.active, self.holders, self.params = False, 0, {}
+        self.session += 1
+
+    def _hold(self) -> None:
+        self.holders += 1
+        self.held.set((*self.held.get(), self.session))
+
+
 # Ray is one per process: the calls of every Ray task share it (see ``pre``/``post``).
 _RAY_LOCK = threading.Lock()
-_ray_started_by_flyray = False
-_ray_holders = 0  # calls between their pre() and post() that hold the Ray flyray started
-_held_by_this_call: contextvars.ContextVar[int] = contextvars.ContextVar("held", default=0)
-
-
-def _hold_ray_if_ours(*, started: bool = False) -> None:
-    """Count this call as a holder of Ray when flyray's ``pre`` started it (lock held)."""
-    global _ray_started_by_flyray, _ray_holders
-    if started:
-        _ray_started_by_flyray = True
-    if _ray_started_by_flyray:
-        _ray_holders += 1
-        _held_by_this_call.set(_held_by_this_call.get() + 1)
-
-
-def _forget_ray() -> None:
-    global _ray_started_by_flyray
-    _ray_started_by_flyray = False
+_RAY = _SharedRay()
 
 
 def _check_reuse_policy(policy: ReusePolicy | None, config: RayJobConfig) -> None:
