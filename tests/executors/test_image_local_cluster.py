@@ -18,5 +18,5 @@ def test_image_env_vars_reach_the_driver_and_a_worker(tmp_path, monkeypatch):
     context = flyray.with_runcontext(
         mode="local-cluster", run_store=str(tmp_path / "runs"), fresh=True, on_log=lambda _: None
     )
-    outputs = context.run(task).outputs()
+    outputs = context.run(task).result()
     assert outputs == {"driver": "hello", "worker": "hello", "same": False}
