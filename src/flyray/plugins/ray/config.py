@@ -17,6 +17,7 @@ from flyray.config.names import check_dns1123_label
 from flyray.config.pod_template import PodTemplate, as_pod_template
 from flyray.config.resources import Resources
 from flyray.errors import ConfigError
+from flyray.warn import FlyrayWarning
 
 __all__ = [
     "KUBERAY_MAX_REPLICAS",
@@ -187,7 +188,7 @@ class RayJobConfig:
             warnings.warn(
                 "RayJobConfig.autoscaler_options has no effect without "
                 "enable_autoscaling=True (KubeRay runs no autoscaler then)",
-                UserWarning,
+                FlyrayWarning,
                 stacklevel=4,
             )
         for i, worker in enumerate(self.worker_node_config):
@@ -197,7 +198,7 @@ class RayJobConfig:
                     "enable_autoscaling=True and no max_replicas: KubeRay's defaults apply "
                     f"(min {KUBERAY_MIN_REPLICAS}, max {KUBERAY_MAX_REPLICAS}, i.e. unbounded); "
                     "set min_replicas/max_replicas to bound the autoscaler",
-                    UserWarning,
+                    FlyrayWarning,
                     stacklevel=4,
                 )
 
