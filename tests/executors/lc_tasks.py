@@ -3,10 +3,12 @@
 import os
 import signal
 import time
+from datetime import timedelta
 
 import ray
 
 import flyray
+import flyray.errors
 from flyray import Resources
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
 
@@ -161,3 +163,15 @@ def env_var(name: str) -> str | None:
 def read_env(name: str) -> tuple[str | None, str | None]:
     """The variable as the job's driver and as a Ray worker see it."""
     return os.environ.get(name), ray.get(env_var.remote(name))
+
+
+@plain_ray.task(
+    retries=flyray.RetryStrategy(count=3, backoff=flyray.Backoff(base=timedelta(seconds=0.2)))
+)
+def gives_up(marker: str) -> None:
+    """Fails twice (a marker file per attempt), then says not to retry."""
+    attempts = len(os.listdir(marker))
+    open(os.path.join(marker, str(attempts)), "w").close()
+    if attempts < 2:
+        raise ValueError(f"attempt {attempts + 1} failed")
+    raise flyray.errors.NonRecoverableError("stop here")

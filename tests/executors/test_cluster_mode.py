@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import flyray
+import flyray.errors
 from flyray.cli.main import cli
 from flyray.executors.base import RunStatus
 from flyray.executors.cluster import connect
@@ -56,6 +57,18 @@ def test_retries_make_three_attempts(cluster_env):
     assert [a.status for a in record.attempts] == [RunStatus.FAILED] * 3
     assert len({a.submission_id for a in record.attempts}) == 3
     assert {a.error_kind for a in record.attempts} == {"user"}
+
+
+def test_a_non_recoverable_error_ends_the_retries_after_the_backoff(cluster_env, tmp_path):
+    progress, marker = [], tmp_path / "attempts"
+    marker.mkdir()
+    with pytest.raises(flyray.errors.RuntimeUserError, match="stop here") as info:
+        run("gives_up", str(marker), on_progress=progress.append)
+    assert info.value.code == "NonRecoverableError"
+    (record,) = RunStore(cluster_env).list_records()
+    assert len(record.attempts) == 3  # of 4 allowed: the third said not to retry
+    assert sum("backing off 0.2 s" in line for line in progress) == 2
+    assert any("NonRecoverableError: not retried" in line for line in progress)
 
 
 def test_detach_then_show_logs_and_cancel(cluster_env, ray_cluster):

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flyray.config.settings import Settings
-from flyray.errors import ConfigError, RunStoreError, TaskError, TaskTimeoutError
+from flyray.errors import (
+    ConfigError,
+    NonRecoverableError,
+    RunStoreError,
+    TaskError,
+    TaskTimeoutError,
+)
 from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunOptions, RunStatus
 from flyray.store.record import Attempt, RunRecord, utc_now
 from flyray.store.runstore import RunStore
@@ -200,10 +206,24 @@ class JobFollower:
             status = self._attempt(number, started)
             if status is RunStatus.SUCCEEDED or isinstance(self.run_.error, TaskTimeoutError):
                 break
+            if getattr(self.run_.error, "code", None) == NonRecoverableError.__name__:
+                self.report(f"attempt {number} failed with a NonRecoverableError: not retried")
+                break
             if number < self.attempts:
                 self.report(f"attempt {number} failed; retrying ({number + 1}/{self.attempts})")
+                self._back_off(number)
         self.executor.update(self.run_, status=status)
         return status
+
+    def _back_off(self, number: int) -> None:
+        """Wait the task's ``RetryStrategy`` backoff before attempt ``number + 1``."""
+        backoff = self.run_.task.retry_strategy.backoff
+        if backoff is None:
+            return
+        delay = backoff.compute_delay(number - 1).total_seconds()
+        if delay > 0:
+            self.report(f"backing off {delay:g} s (RetryStrategy.backoff)")
+            time.sleep(delay)
 
     def _attempt(self, number: int, started: float) -> RunStatus:
         import yaml
