@@ -24,6 +24,7 @@ name), so both ``except ValueError`` and Flyte's ``except RuntimeUserError`` cat
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 __all__ = [
@@ -225,17 +226,18 @@ def as_user_error(error: BaseException) -> BaseException:
 
     Flyte raises ``RuntimeUserError`` for a failed task; flyray keeps the task's own type too,
     so existing ``except ValueError`` code and Flyte's ``except RuntimeUserError`` both work.
-    The copy is rebuilt the way pickle rebuilds the error (its args and state) and pickles as
-    the original type. Errors that are already flyray's, that have fields of their own named
-    like Flyte's (``code``, ``kind``, ``worker``), or that cannot be rebuilt, stay as they are.
+    The copy has the original's args and attributes, prints the same and pickles as the
+    original type. Errors that are already flyray's, that have fields of their own named like
+    Flyte's (``code``, ``kind``, ``worker``), or that cannot be copied faithfully, stay as they
+    are.
     """
     original = type(error)
     if isinstance(error, FlyrayError) or not isinstance(error, Exception):
         return error
-    if any(hasattr(error, name) for name in _FLYTE_FIELDS):
+    if any(inspect.getattr_static(error, name, None) is not None for name in _FLYTE_FIELDS):
         return error
     try:
-        wrapped = _rebuilt(error, _user_error_type(original))
+        wrapped = _copied(error, _user_error_type(original))
     except Exception:  # a layout, constructor or state that cannot be combined
         return error
     wrapped.code, wrapped.kind, wrapped.worker = original.__name__, "user", None
@@ -250,22 +252,27 @@ def is_task_error_copy(error: BaseException) -> bool:
     return type(error) in _user_error_types.values()
 
 
+class _UserErrorBase(RuntimeUserError):
+    """Between a task's error type and ``RuntimeUserError``: ``super().__init__(...)`` in the
+    task's own type still reaches ``BaseException.__init__``, as it did before."""
+
+    __init__ = BaseException.__init__  # type: ignore[assignment]
+
+
 def _user_error_type(original: type) -> type:
     """The type that is both ``original`` and ``RuntimeUserError`` (made once per type)."""
     combined = _user_error_types.get(original)
     if combined is None:
         # RuntimeError and Exception are bases of RuntimeUserError already: it goes first.
         bases = (
-            (RuntimeUserError, original)
+            (_UserErrorBase, original)
             if issubclass(RuntimeUserError, original)
-            else (original, RuntimeUserError)
+            else (original, _UserErrorBase)
         )
         namespace = {
             "__module__": original.__module__,
             "__qualname__": original.__qualname__,
-            "__init__": original.__init__,
-            "__str__": original.__str__,
-            "__reduce__": _reduce_as_original,
+            "__reduce_ex__": _reduce_as_original,
             "original_type": original,
         }
         combined = type(original.__name__, bases, namespace)
@@ -273,21 +280,31 @@ def _user_error_type(original: type) -> type:
     return combined
 
 
-def _rebuilt(error: BaseException, combined: type) -> BaseException:
-    """A ``combined`` instance made from ``error`` as pickle would remake it."""
-    reduced = error.__reduce_ex__(2)
-    args = reduced[1] if len(reduced) > 1 else ()
-    state = reduced[2] if len(reduced) > 2 else None
-    if reduced[0] is not type(error):  # rebuilt through a function of its own: keep it
-        raise TypeError("not rebuilt from its type")
-    wrapped = combined(*args)
-    for name, value in (state or {}).items():
+def _copied(error: BaseException, combined: type) -> BaseException:
+    """A ``combined`` instance equal to ``error``: same args, attributes and text.
+
+    Built-in types are constructed again from their args (their C fields are parsed there);
+    other types are not constructed (their ``__init__`` may have side effects): the copy gets
+    the args and the attributes directly.
+    """
+    if type(error).__module__ == "builtins":
+        wrapped = combined(*error.args)
+    else:
+        wrapped = combined.__new__(combined, *error.args)
+        wrapped.args = error.args
+    for name, value in vars(error).items():
         setattr(wrapped, name, value)
+    if str(wrapped) != str(error) or wrapped.args != error.args:
+        raise TypeError("the copy differs from the original")
     return wrapped
 
 
-def _reduce_as_original(self: BaseException) -> tuple[Any, ...]:
+def _reduce_as_original(self: BaseException, protocol: int) -> Any:
     """Pickle a task's error as its own type (the combined type exists in this process only)."""
     original = type(self).original_type  # type: ignore[attr-defined]
-    state = {k: v for k, v in self.__dict__.items() if k not in _FLYTE_FIELDS}
-    return (original, self.args, state or None)
+    reduced = list(original.__reduce_ex__(self, protocol))
+    if reduced[0] is type(self):
+        reduced[0] = original
+    if len(reduced) > 2 and isinstance(reduced[2], dict):
+        reduced[2] = {k: v for k, v in reduced[2].items() if k not in _FLYTE_FIELDS} or None
+    return tuple(reduced)

@@ -334,3 +334,52 @@ def test_concurrent_calls_with_clashing_env_vars_are_warned():
     import os
 
     assert "FLYRAY_TEST_X" not in os.environ
+
+
+@env.task(timeout=0.2)
+def swallows_errors() -> str:
+    import time
+
+    for _ in range(2):
+        try:
+            time.sleep(0.4)
+        except Exception as exc:  # a broad except catches the timeout too
+            print(f"ignored {exc}")
+    return "went on"
+
+
+def test_a_swallowed_timeout_still_fails_the_call():
+    with pytest.raises(flyray.TaskTimeoutError, match=r"timeout of 0\.2 s"):
+        swallows_errors()
+
+
+def test_an_alarm_set_before_a_timed_call_is_kept():
+    import signal
+
+    def theirs(signum, frame):  # someone else's alarm, e.g. pytest-timeout's
+        raise AssertionError("must not fire during this test")
+
+    previous = signal.signal(signal.SIGALRM, theirs)
+    signal.setitimer(signal.ITIMER_REAL, 60)
+    try:
+        assert plain(1) == 2 and env.task(timeout=5)(_job)() is None
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 50 < remaining <= 60 and signal.getsignal(signal.SIGALRM) is theirs
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _Raised(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"bad {what}")  # its own __init__ calls super() with other args
+
+
+def test_a_task_error_type_with_its_own_init_is_copied_faithfully():
+    import pickle
+
+    copy = errors.as_user_error(_Raised("input"))
+    assert isinstance(copy, _Raised) and isinstance(copy, errors.RuntimeUserError)
+    assert (str(copy), copy.args, copy.code) == ("bad input", ("bad input",), "_Raised")
+    assert type(pickle.loads(pickle.dumps(ValueError("x")))) is ValueError
+    assert type(pickle.loads(pickle.dumps(errors.as_user_error(ValueError("x"))))) is ValueError

@@ -317,20 +317,23 @@ class FunctionTask:
         ``timeout`` bounds the function alone (never ``pre``/``post``); ``timeout_reason``
         says what set it, for the error.
         """
-        from flyray.task.deadlines import deadline
+        from flyray.task.deadlines import deadline, shielded
 
         report = on_phase or (lambda phase: None)
         report("pre")
-        await self.pre(*args, **kwargs)
+        with shielded():
+            await self.pre(*args, **kwargs)
         try:
             report("running")
             async with deadline(timeout, self.name, timeout_reason):
                 result = await self.execute(*args, **kwargs)
         except BaseException:
-            await self.post(None)
+            with shielded():
+                await self.post(None)
             raise
         report("post")
-        return await self.post(result)
+        with shielded():
+            return await self.post(result)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run locally: returns a coroutine for ``async def`` tasks, the result otherwise."""
