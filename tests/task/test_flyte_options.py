@@ -383,3 +383,18 @@ def test_a_task_error_type_with_its_own_init_is_copied_faithfully():
     assert (str(copy), copy.args, copy.code) == ("bad input", ("bad input",), "_Raised")
     assert type(pickle.loads(pickle.dumps(ValueError("x")))) is ValueError
     assert type(pickle.loads(pickle.dumps(errors.as_user_error(ValueError("x"))))) is ValueError
+
+
+@env.task
+async def nests_x() -> str | None:
+    return await reads_x.override(env_vars={"FLYRAY_TEST_X": "inner"}).aio()
+
+
+def test_a_nested_call_may_set_its_own_value_without_a_warning():
+    import os
+
+    outer = nests_x.override(env_vars={"FLYRAY_TEST_X": "outer"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", flyray.FlyrayWarning)
+        assert asyncio.run(outer.aio()) == "inner"
+    assert "FLYRAY_TEST_X" not in os.environ

@@ -7,6 +7,7 @@ import contextvars
 import functools
 import inspect
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -377,8 +378,12 @@ def _run_env_vars(values: Mapping[str, str] | None) -> Iterator[None]:
         RUN_ENV_VARS.reset(token)
 
 
+_environ_lock = threading.Lock()
 _environ_in_use: dict[str, list[str]] = {}  # variable -> the values active calls set
 _environ_before: dict[str, str | None] = {}  # variable -> its value before those calls
+_environ_mine: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
+    "environ_mine", default=()
+)  # what this call and the calls it runs inside set (a nested call may set other values)
 
 
 @contextlib.contextmanager
@@ -388,11 +393,21 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
     ``os.environ`` is one per process: concurrent calls that set a variable differently are
     warned that they see each other's value.
     """
-    clashes = sorted(
-        key
-        for key, value in values.items()
-        if any(v != value for v in _environ_in_use.get(key, []))
-    )
+    with _environ_lock:
+        mine = _environ_mine.get()
+        clashes = sorted(
+            key
+            for key, value in values.items()
+            if any(
+                other != value and (key, other) not in mine
+                for other in _environ_in_use.get(key, [])
+            )
+        )
+        before = {key: os.environ.get(key) for key in values if key not in _environ_in_use}
+        os.environ.update(values)  # first: a value the OS refuses leaves no bookkeeping behind
+        _environ_before.update(before)
+        for key, value in values.items():
+            _environ_in_use.setdefault(key, []).append(value)
     if clashes:
         warnings.warn(
             f"concurrent local calls set {', '.join(clashes)} to different values; a process "
@@ -401,22 +416,20 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
             FlyrayWarning,
             stacklevel=4,
         )
-    for key, value in values.items():
-        if key not in _environ_in_use:
-            _environ_before[key] = os.environ.get(key)
-        _environ_in_use.setdefault(key, []).append(value)
-    os.environ.update(values)
+    token = _environ_mine.set((*mine, *values.items()))
     try:
         yield
     finally:
-        for key, value in values.items():
-            _environ_in_use[key].remove(value)
-            if _environ_in_use[key]:  # calls still running keep the value set last
-                os.environ[key] = _environ_in_use[key][-1]
-                continue
-            del _environ_in_use[key]
-            before = _environ_before.pop(key)
-            if before is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = before
+        _environ_mine.reset(token)
+        with _environ_lock:
+            for key, value in values.items():
+                _environ_in_use[key].remove(value)
+                if _environ_in_use[key]:  # calls still running keep the value set last
+                    os.environ[key] = _environ_in_use[key][-1]
+                    continue
+                del _environ_in_use[key]
+                before = _environ_before.pop(key)
+                if before is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = before
