@@ -23,7 +23,6 @@ __all__ = [
     "TimeoutType",
     "check_cache",
     "max_queued_seconds",
-    "max_runtime_seconds",
     "retry_count",
     "runtime_bounds",
 ]
@@ -108,20 +107,6 @@ class Timeout:
 TimeoutType = Timeout | int | timedelta
 
 
-def max_runtime_seconds(field_name: str, timeout: object) -> float | None:
-    """The per-attempt time bound in seconds, or None for unlimited (``0`` means unlimited)."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, Timeout):
-        bounds = [
-            _seconds(f"{field_name}.{name}", getattr(timeout, name))
-            for name in ("max_runtime", "deadline")
-        ]
-        set_bounds = [b for b in bounds if b is not None]
-        return min(set_bounds) if set_bounds else None
-    return _seconds(field_name, timeout)
-
-
 def runtime_bounds(field_name: str, timeout: object) -> tuple[float | None, float | None]:
     """(per-attempt ``max_runtime``, all-attempts ``deadline``) in seconds; None: unlimited.
 
@@ -132,7 +117,7 @@ def runtime_bounds(field_name: str, timeout: object) -> tuple[float | None, floa
             _seconds(f"{field_name}.max_runtime", timeout.max_runtime),
             _seconds(f"{field_name}.deadline", timeout.deadline),
         )
-    return max_runtime_seconds(field_name, timeout), None
+    return (None if timeout is None else _seconds(field_name, timeout)), None
 
 
 def max_queued_seconds(field_name: str, timeout: object) -> float | None:

@@ -20,7 +20,6 @@ from flyray.config.policies import (
     RetryStrategy,
     check_cache,
     max_queued_seconds,
-    max_runtime_seconds,
     retry_count,
     runtime_bounds,
 )
@@ -75,7 +74,6 @@ class FunctionTask:
         if not isinstance(self.short_name, str) or not self.short_name.strip():
             raise ConfigError("task.short_name", self.short_name, "must be a non-empty string")
         self.retry_strategy = retry_count("task.retries", retries)
-        self.timeout = max_runtime_seconds("task.timeout", timeout)
         self.max_runtime, self.deadline = runtime_bounds("task.timeout", timeout)
         self.max_queued_time = max_queued_seconds("task.timeout", timeout)
         self._timeout_request = timeout
@@ -98,6 +96,13 @@ class FunctionTask:
     def retries(self) -> int:
         """How many times a failed attempt is retried."""
         return self.retry_strategy.count
+
+    @property
+    def timeout(self) -> float | None:
+        """The whole run's time bound in seconds (the nearer of ``max_runtime`` and
+        ``deadline``), or None: what a cluster enforces as the run's deadline."""
+        bounds = [b for b in (self.max_runtime, self.deadline) if b is not None]
+        return min(bounds) if bounds else None
 
     @property
     def service_account(self) -> str | None:

@@ -13,6 +13,7 @@ import warnings
 from typing import Any, ClassVar
 
 from flyray.config.policies import ReusePolicy
+from flyray.config.resources import Resources
 from flyray.errors import BadConfigurationError, SubmissionError
 from flyray.manifest.images import container_image
 from flyray.manifest.pod import ray_pod_template, resource_requirements
@@ -212,46 +213,43 @@ class RayFunctionTask(FunctionTask):
         where = (
             "HeadNodeConfig"
             if (requests, limits) == (head.requests, head.limits)
-            else ("TaskEnvironment.resources")
+            else "TaskEnvironment.resources"
         )
-        template = ray_pod_template(
-            container_name="ray-head",
-            requests=requests,
-            limits=limits,
-            pod_template=head.pod_template or self.effective_pod_template,
-            image=container_image(self.env.image),
-            where=where,
-            **node_label_settings(requests, limits),
-        )
-        params = with_accelerator_resources(
-            head.ray_start_params, accelerator_resources(requests, limits), where=where
-        )
-        return {"rayStartParams": dict(sorted(params.items())), "template": template}
+        return self._node("ray-head", head, requests, limits, where)
 
     def _worker_group(self, worker: WorkerNodeConfig) -> dict[str, Any]:
         where = f"WorkerNodeConfig(group_name={worker.group_name!r})"
-        template = ray_pod_template(
-            container_name="ray-worker",
-            requests=worker.requests,
-            limits=worker.limits,
-            pod_template=worker.pod_template or self.effective_pod_template,
-            image=container_image(self.env.image),
-            where=where,
-            **node_label_settings(worker.requests, worker.limits),
-        )
-        params = with_accelerator_resources(
-            worker.ray_start_params,
-            accelerator_resources(worker.requests, worker.limits),
-            where=where,
-        )
         return {
             "groupName": worker.group_name,
             "replicas": worker.replicas,
             "minReplicas": self._bound(worker.min_replicas, worker.replicas, KUBERAY_MIN_REPLICAS),
             "maxReplicas": self._bound(worker.max_replicas, worker.replicas, KUBERAY_MAX_REPLICAS),
-            "rayStartParams": dict(sorted(params.items())),
-            "template": template,
+            **self._node("ray-worker", worker, worker.requests, worker.limits, where),
         }
+
+    def _node(
+        self,
+        container_name: str,
+        node: HeadNodeConfig | WorkerNodeConfig,
+        requests: Resources | None,
+        limits: Resources | None,
+        where: str,
+    ) -> dict[str, Any]:
+        """A group's ``rayStartParams`` and pod ``template``: the node's resources on the Ray
+        container, its GPU type as node affinity and as Ray's ``accelerator_type`` resource."""
+        template = ray_pod_template(
+            container_name=container_name,
+            requests=requests,
+            limits=limits,
+            pod_template=node.pod_template or self.effective_pod_template,
+            image=container_image(self.env.image),
+            where=where,
+            **node_label_settings(requests, limits),
+        )
+        params = with_accelerator_resources(
+            node.ray_start_params, accelerator_resources(requests, limits), where=where
+        )
+        return {"rayStartParams": dict(sorted(params.items())), "template": template}
 
 
 class _SharedRay:
