@@ -6,12 +6,12 @@ started two ways in the same run, alternating (the order flips every round):
 
 - parallel: ``LocalRayCluster(head, workers).start()``: the head, then all workers at once; it
   returns when the GCS counts every node alive and every ``ray start`` is done.
-- sequential: the same nodes started by hand, one ``ray start --block`` process after another,
-  each in its own session, with the same kind of flags as ``flyray.executors.nodes`` (free ports
-  above 20000, ``--node-ip-address=127.0.0.1``, a private ``--temp-dir`` per worker, the same
+- sequential: the same nodes started by hand, one ``ray start --block`` process after another, each
+  in its own session, with the same kind of flags as ``flyray.executors.localcluster.nodes`` (free
+  ports above 20000, ``--node-ip-address=127.0.0.1``, a private ``--temp-dir`` per worker, the same
   resource flags, token auth through ``RAY_AUTH_MODE``/``RAY_AUTH_TOKEN_PATH``); each node must
-  have printed "Ray runtime started." before the next one starts, and at the end the GCS must
-  count all nodes alive (the same "up" as the parallel start).
+  have printed "Ray runtime started." before the next one starts, and at the end the GCS must count
+  all nodes alive (the same "up" as the parallel start).
 
 Both run without the dashboard (``--include-dashboard=false``), which keeps the comparison about
 nodes. After every run everything is stopped (``LocalRayCluster.stop()``; SIGTERM to each
@@ -114,7 +114,7 @@ def manifest() -> dict[str, Any]:
 
 def node_specs() -> tuple[Any, list[Any]]:
     """The head and worker NodeSpecs of ``manifest()``, derived as the local-cluster mode does."""
-    from flyray.executors.topology import cluster_nodes
+    from flyray.executors.localcluster.topology import cluster_nodes
 
     return cluster_nodes(manifest())
 
@@ -129,7 +129,7 @@ def new_root() -> Path:
 
 def run_parallel(head: Any, workers: Sequence[Any]) -> float:
     """Seconds for ``LocalRayCluster(...).start()``; stops it and checks for survivors."""
-    from flyray.executors.nodes import LocalRayCluster
+    from flyray.executors.localcluster.nodes import LocalRayCluster
 
     root = new_root()
     cluster = LocalRayCluster(
@@ -205,7 +205,7 @@ def node_env(token_path: Path) -> dict[str, str]:
 
 def distinct_ports(count: int, taken: set[int]) -> list[int]:
     """``count`` free ports above 20000 that no other node of the run uses."""
-    from flyray.executors.nodes import free_port
+    from flyray.executors.localcluster.nodes import free_port
 
     ports: list[int] = []
     while len(ports) < count:
@@ -472,7 +472,7 @@ def preload() -> None:
     import grpc  # noqa: F401
     from ray.core.generated import gcs_pb2, gcs_service_pb2, gcs_service_pb2_grpc  # noqa: F401
 
-    import flyray.executors.nodes  # noqa: F401
+    import flyray.executors.localcluster.nodes  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

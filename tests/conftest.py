@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flyray.executors.nodes import LocalRayCluster, NodeSpec
+from flyray.executors.localcluster.nodes import LocalRayCluster, NodeSpec
 
 
 @pytest.fixture(scope="session")

@@ -33,10 +33,10 @@ __all__ = ["MODES", "REMOTE_MODES", "Run", "RunContext", "run", "with_runcontext
 
 # mode -> "module:ExecutorClass", imported only when the mode is used.
 MODES: dict[str, str] = {
-    "local": "flyray.executors.local:LocalExecutor",
-    "local-cluster": "flyray.executors.local_cluster:LocalClusterExecutor",
-    "cluster": "flyray.executors.cluster:ClusterExecutor",
-    "kuberay": "flyray.executors.kuberay:KubeRayExecutor",
+    "local": "flyray.executors.local.executor:LocalExecutor",
+    "local-cluster": "flyray.executors.localcluster.executor:LocalClusterExecutor",
+    "cluster": "flyray.executors.jobs.cluster:ClusterExecutor",
+    "kuberay": "flyray.executors.kuberay.executor:KubeRayExecutor",
 }
 REMOTE_MODES = ("local-cluster", "cluster", "kuberay")  # what ``remote_mode`` may name
 POLL_SECONDS = 1.0  # how often ``Run.wait`` asks about a detached run

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from flyray.cli.main import cli
-from flyray.executors.warm.registry import Process, Registry, WarmCluster
+from flyray.executors.localcluster.warm.registry import Process, Registry, WarmCluster
 
 DEAD = Process(pid=2**22 + 1, start=1)  # above Linux's default pid_max: never running
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from flyray.cli.main import cli
 from flyray.config.ray_images import default_image
 from flyray.config.settings import Settings
-from flyray.executors.local_cluster import LocalClusterExecutor
+from flyray.executors.localcluster.executor import LocalClusterExecutor
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
 

@@ -94,8 +94,8 @@ from typing import Any
 import yaml
 
 from flyray.errors import ConfigError, ManifestError
-from flyray.executors.nodes import LocalRayCluster, NodeSpec
-from flyray.executors.topology import cluster_nodes
+from flyray.executors.localcluster.nodes import LocalRayCluster, NodeSpec
+from flyray.executors.localcluster.topology import cluster_nodes
 from tests.k8s.store import (
     DNS1123_SUBDOMAIN,
     JOBS,

@@ -26,10 +26,10 @@ import flyray
 from flyray import TaskError
 from flyray.cli.main import cli
 from flyray.executors.base import RunStatus
-from flyray.executors.kube.errors import is_transient, translate
-from flyray.executors.kube.session import RAYJOBS
-from flyray.executors.kube.status import Snapshot, explain, failure_error, progress
-from flyray.executors.kuberay import track_attempts
+from flyray.executors.kuberay.errors import is_transient, translate
+from flyray.executors.kuberay.executor import track_attempts
+from flyray.executors.kuberay.session import RAYJOBS
+from flyray.executors.kuberay.status import Snapshot, explain, failure_error, progress
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
 from tests.k8s.recording import Recorder, only_record, read_stderr_until
@@ -116,7 +116,7 @@ def test_the_dashboard_line_says_where_the_token_of_the_cluster_is():
 
 
 def test_the_auth_secret_is_named_as_kuberay_shortens_the_cluster_name():
-    from flyray.executors.kube.status import auth_secret
+    from flyray.executors.kuberay.status import auth_secret
 
     assert auth_secret("short-abcde") == "short-abcde"
     long = "abc-" + "d" * 43 + "-abcde"  # a RayJob name of 47 characters, KubeRay's 6 more
@@ -125,7 +125,7 @@ def test_the_auth_secret_is_named_as_kuberay_shortens_the_cluster_name():
 
 
 def test_server_message_and_retry_delay():
-    from flyray.executors.kube.errors import MAX_DELAY_S, retry_delay, server_message
+    from flyray.executors.kuberay.errors import MAX_DELAY_S, retry_delay, server_message
 
     assert server_message(_api_error(403, "Forbidden", "rayjobs is forbidden")) == (
         "rayjobs is forbidden"
@@ -261,7 +261,7 @@ def test_attempts_follow_retries():
 def test_run_store_must_reach_the_cluster(tmp_path):
     from types import SimpleNamespace
 
-    from flyray.executors.kube.preflight import check_run_store
+    from flyray.executors.kuberay.preflight import check_run_store
 
     local = RunStore(tmp_path / "runs")
     with pytest.raises(flyray.ConfigError, match=r"run_store is a folder on this machine") as info:
@@ -294,7 +294,7 @@ def _kubeconfig(path: Path, *, server: str, namespace: str | None = None) -> Pat
 
 
 def test_kubeconfig_context_and_namespace(tmp_path, monkeypatch):
-    from flyray.executors.kube.session import KubeSession
+    from flyray.executors.kuberay.session import KubeSession
 
     monkeypatch.setenv(
         "KUBECONFIG", str(_kubeconfig(tmp_path / "kc", server="http://h:1", namespace="ml"))
@@ -317,8 +317,8 @@ def test_kubeconfig_context_and_namespace(tmp_path, monkeypatch):
 
 
 def test_unreachable_server_is_retried_then_reported(tmp_path, monkeypatch):
-    from flyray.executors.kube import session as session_module
-    from flyray.executors.nodes import free_port
+    from flyray.executors.kuberay import session as session_module
+    from flyray.executors.localcluster.nodes import free_port
 
     server = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "kc", server=server)))
@@ -596,7 +596,7 @@ def test_creating_again_after_a_lost_answer_gets_the_same_rayjob(kube_env, fake_
     import copy
 
     from flyray.config.settings import Settings
-    from flyray.executors.kube.session import KubeSession
+    from flyray.executors.kuberay.session import KubeSession
     from flyray.executors.render import render_for_run
 
     fake_kube.stuck_initializing = True  # no Ray for this one

@@ -19,7 +19,7 @@ import flyray
 from flyray import TaskError
 from flyray.cli.main import cli
 from flyray.executors.base import RunStatus
-from flyray.executors.kube.jobstatus import JobSnapshot, progress
+from flyray.executors.kuberay.jobstatus import JobSnapshot, progress
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
 from tests.k8s.recording import Recorder, only_record

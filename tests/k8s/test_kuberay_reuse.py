@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from flyray.cli.main import cli
 from flyray.executors.base import RunStatus
-from flyray.executors.kube.session import RAYCLUSTERS, KubeSession
-from flyray.executors.kube.warm import IDLE_TIMEOUT, LAST_USED, collect_idle
+from flyray.executors.kuberay.session import RAYCLUSTERS, KubeSession
+from flyray.executors.kuberay.warm import IDLE_TIMEOUT, LAST_USED, collect_idle
 from tests.k8s.recording import Recorder
 from tests.k8s.test_kuberay_executor import run
 from tests.procs import wait_until_gone

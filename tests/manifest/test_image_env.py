@@ -314,7 +314,7 @@ def test_a_job_on_an_existing_cluster_gets_the_images_env_vars_and_refuses_packa
 
 
 def test_the_images_runtime_env_is_part_of_a_warm_clusters_identity():
-    from flyray.executors.warm.match import cluster_key
+    from flyray.executors.localcluster.warm.match import cluster_key
 
     def key(image: Image) -> dict:
         return cluster_key(render(make_task(image), image="i:1", mode="local-cluster"))

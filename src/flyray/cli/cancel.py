@@ -36,7 +36,7 @@ def cancel(run_id: str, run_store: str | None) -> None:
 
 
 def _cancel_cluster_run(store: RunStore, record: RunRecord) -> str:
-    from flyray.executors.cluster import cancel_run
+    from flyray.executors.jobs.cluster import cancel_run
 
     was = record.status
     record = cancel_run(store, record)
@@ -46,7 +46,7 @@ def _cancel_cluster_run(store: RunStore, record: RunRecord) -> str:
 
 
 def _cancel_kuberay_run(store: RunStore, record: RunRecord) -> str:
-    from flyray.executors.kuberay import CANCELLED, cancel_run, run_object
+    from flyray.executors.kuberay.executor import CANCELLED, cancel_run, run_object
 
     was = record.status
     record, deleted = cancel_run(store, record)

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from flyray.config.settings import Settings
 from flyray.errors import ConfigError, FlyrayError, TaskLoadError
-from flyray.executors.warm.registry import STARTING, Registry, WarmCluster
+from flyray.executors.localcluster.warm.registry import STARTING, Registry, WarmCluster
 from flyray.task.base import FunctionTask
 from flyray.task.loader import load_module, tasks_in
 
@@ -54,7 +54,7 @@ def kuberay_options(command: Any) -> Any:
 )
 def up(file: str, target: str, name: str | None, idle_timeout: float | None) -> None:
     """Start the cluster TASK declares (a task or environment in FILE) and keep it warm."""
-    from flyray.executors.warm.clusters import up as start_warm
+    from flyray.executors.localcluster.warm.clusters import up as start_warm
 
     try:
         task = _task_or_environment(file, target)
@@ -81,7 +81,7 @@ def up(file: str, target: str, name: str | None, idle_timeout: float | None) -> 
 @kuberay_options
 def list_clusters(kuberay: bool, namespace: str | None, context: str | None) -> None:
     """List the warm local clusters (clusters whose keeper died are cleaned up first)."""
-    from flyray.executors.warm.clusters import clean_up
+    from flyray.executors.localcluster.warm.clusters import clean_up
 
     if kuberay:
         _list_kuberay(namespace, context)
@@ -110,8 +110,8 @@ def down(
     context: str | None,
 ) -> None:
     """Stop warm clusters by NAME (see `flyray cluster list`), or --all of them."""
-    from flyray.executors.warm.clusters import clean_up
-    from flyray.executors.warm.clusters import down as stop_warm
+    from flyray.executors.localcluster.warm.clusters import clean_up
+    from flyray.executors.localcluster.warm.clusters import down as stop_warm
 
     if bool(names) == every:
         raise click.UsageError("name the clusters to stop, or pass --all (not both)")
@@ -138,13 +138,13 @@ def gc(kuberay: bool, namespace: str | None, context: str | None) -> None:
 
     A reusable RayCluster past its idle timeout with no unfinished RayJob on it is deleted.
     """
-    from flyray.executors.warm.clusters import clean_up
+    from flyray.executors.localcluster.warm.clusters import clean_up
 
     try:
         if not kuberay:
             clean_up(_registry(), _note)
             return
-        from flyray.executors.kube.warm import collect_idle
+        from flyray.executors.kuberay.warm import collect_idle
 
         with _kube_session(namespace, context) as session:
             if not collect_idle(session, report=_note):
@@ -155,7 +155,7 @@ def gc(kuberay: bool, namespace: str | None, context: str | None) -> None:
 
 def _list_kuberay(namespace: str | None, context: str | None) -> None:
     """flyray's reusable RayClusters: name, state, workers, last used, idle until."""
-    from flyray.executors.kube.warm import LAST_USED, idle_until, list_clusters
+    from flyray.executors.kuberay.warm import LAST_USED, idle_until, list_clusters
 
     try:
         with _kube_session(namespace, context) as session:
@@ -185,8 +185,8 @@ def _list_kuberay(namespace: str | None, context: str | None) -> None:
 
 def _down_kuberay(names: tuple[str, ...], namespace: str | None, context: str | None) -> None:
     """Delete flyray's reusable RayClusters by name (or all of them)."""
-    from flyray.executors.kube.session import RAYCLUSTERS
-    from flyray.executors.kube.warm import list_clusters
+    from flyray.executors.kuberay.session import RAYCLUSTERS
+    from flyray.executors.kuberay.warm import list_clusters
 
     try:
         with _kube_session(namespace, context) as session:
@@ -203,7 +203,7 @@ def _down_kuberay(names: tuple[str, ...], namespace: str | None, context: str | 
 
 
 def _kube_session(namespace: str | None, context: str | None) -> Any:
-    from flyray.executors.kube.session import KubeSession
+    from flyray.executors.kuberay.session import KubeSession
 
     settings = Settings.load(overrides={"namespace": namespace, "context": context})
     return KubeSession(context=settings.context, namespace=settings.namespace)
@@ -211,7 +211,7 @@ def _kube_session(namespace: str | None, context: str | None) -> Any:
 
 def local_table(entries: list[WarmCluster]) -> Table:
     """One row per warm local cluster: name, state, nodes, source, dashboard, use, stop."""
-    from flyray.executors.warm.keeper import idle_at, in_use
+    from flyray.executors.localcluster.warm.keeper import idle_at, in_use
 
     table = Table(box=None, pad_edge=False)
     for column in ("name", "state", "nodes", "from", "dashboard", "last used", "stops"):

@@ -49,11 +49,11 @@ def load_current(store: RunStore, run_id: str) -> RunRecord:
     if record.status.is_terminal():
         return record
     if record.mode == "cluster":
-        from flyray.executors.cluster import refresh_run
+        from flyray.executors.jobs.cluster import refresh_run
 
         record = refresh_run(store, record)
     elif record.mode == "kuberay":
-        from flyray.executors.kuberay import refresh_run as refresh_kuberay_run
+        from flyray.executors.kuberay.executor import refresh_run as refresh_kuberay_run
 
         record = refresh_kuberay_run(store, record)
     return record
@@ -109,7 +109,7 @@ def list_runs(
 
 def _list_kube_runs(*, namespace: str | None, context: str | None) -> None:
     """The RayJobs and Jobs labelled app.kubernetes.io/managed-by=flyray, as `kubectl get`."""
-    from flyray.executors.kuberay import list_kube_runs
+    from flyray.executors.kuberay.executor import list_kube_runs
 
     try:
         settings = Settings.load(overrides={"namespace": namespace, "context": context})

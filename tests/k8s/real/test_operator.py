@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from flyray.executors.kube.session import RAYJOBS, KubeSession
+from flyray.executors.kuberay.session import RAYJOBS, KubeSession
 from tests.k8s.real.objects import Namespace, ray_start_flags, wait_until
 from tests.k8s.real.operator import NAMESPACE, OPERATOR_VERSION
 from tests.k8s.real.runs import TASKS
@@ -133,8 +133,8 @@ def launched(
 
 
 def test_the_raycluster_is_flyrays_rayclusterspec(launched: Launched) -> None:
-    from flyray.executors.kube.status import Snapshot
-    from flyray.executors.kube.warm import list_clusters
+    from flyray.executors.kuberay.status import Snapshot
+    from flyray.executors.kuberay.warm import list_clusters
     from tests.manifest.kuberay import SHARED
 
     rayjob = launched.rayjob()
@@ -252,7 +252,7 @@ def test_the_worker_pod_runs_flyrays_ray_container(launched: Launched) -> None:
 
 
 def test_the_head_service_is_where_flyray_points(launched: Launched) -> None:
-    from flyray.executors.kube.status import Snapshot, dashboard_line
+    from flyray.executors.kuberay.status import Snapshot, dashboard_line
 
     (service,) = launched.objects.services(f"ray.io/cluster={launched.cluster}")
     assert service["metadata"]["name"] == f"{launched.cluster}-head-svc"
@@ -272,7 +272,7 @@ def test_the_head_service_is_where_flyray_points(launched: Launched) -> None:
 
 
 def test_ready_pods_get_the_submitter_job(launched: Launched, status_kubelet: Any) -> None:
-    from flyray.executors.kube.status import Snapshot, progress, readiness
+    from flyray.executors.kuberay.status import Snapshot, progress, readiness
 
     before = Snapshot.of(launched.rayjob() or {})
     (job,) = wait_until(launched.objects.jobs, TIMEOUT_S, "the submitter Job")
@@ -354,7 +354,7 @@ def test_a_foreground_delete_removes_everything(
 def _assert_token_env(env: dict[str, Any], cluster: str) -> None:
     """flyray's ``authOptions: {mode: token}`` became Ray's token variables, from the Secret
     the operator made (named as flyray's dashboard hint names it)."""
-    from flyray.executors.kube.status import auth_secret
+    from flyray.executors.kuberay.status import auth_secret
 
     assert env["RAY_AUTH_MODE"]["value"] == "token"
     secret_ref = {"name": auth_secret(cluster), "key": "auth_token"}

@@ -62,7 +62,7 @@ def pods_env(process_kubelet: Any, real_kube: Any, monkeypatch: pytest.MonkeyPat
 @pytest.fixture
 def objects(kube_api: Any, real_kube: Any, process_kubelet: Any) -> Iterator[Namespace]:
     """The namespace; afterwards the kubelet has met no error, and a failed test's RayJobs go."""
-    from flyray.executors.kube.session import RAYJOBS, KubeSession
+    from flyray.executors.kuberay.session import RAYJOBS, KubeSession
 
     errors = len(process_kubelet.errors)
     namespace = Namespace(kube_api, PODS_NAMESPACE)

@@ -1,0 +1,212 @@
+"""``local-cluster`` mode: the RayJob manifest, run with real Ray processes on this machine.
+
+Like KubeRay on one box: start the head and every worker replica the manifest declares,
+submit the manifest's entrypoint and runtime env through the Ray Jobs API, follow the job
+(status, live logs, deadline, retries), store everything in the run record, tear it all down.
+A warm cluster (``flyray cluster up``, ``executors.warm``) whose cluster part matches the
+manifest's runs the job instead, and stays up; ``fresh=True`` never uses one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flyray.config.settings import Settings
+from flyray.errors import FlyrayError
+from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
+from flyray.executors.jobs.executor import JobExecutor, JobRun, no_interrupts
+from flyray.manifest.rayjob import refuse_existing_cluster
+from flyray.store.record import utc_now
+from flyray.task.base import FunctionTask
+
+if TYPE_CHECKING:
+    from flyray.executors.localcluster.nodes import LocalRayCluster
+    from flyray.executors.localcluster.warm.registry import Registry, WarmCluster
+
+__all__ = ["LocalClusterExecutor", "new_cluster"]
+
+
+class LocalClusterExecutor(JobExecutor):
+    """Runs a Ray task as a job on a warm cluster that matches, else on a transient one."""
+
+    mode = "local-cluster"
+    options = frozenset({"fresh"})
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        on_log: LogCallback | None = None,
+        fresh: bool = False,
+    ) -> None:
+        super().__init__(settings, on_log=on_log)
+        self.fresh = fresh
+
+    def check(self, task: FunctionTask) -> None:
+        """A task that names an existing cluster has nothing for this mode to start."""
+        refuse_existing_cluster(task)
+
+    def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
+        """Run the job (retries, deadline) on a matching warm cluster, else on a new cluster."""
+        from flyray.executors.localcluster.warm.clusters import acquire, clean_up, release
+        from flyray.executors.localcluster.warm.registry import Registry
+
+        run = self._runs[run_id]
+        report = on_progress or (lambda message: None)
+        registry = Registry(self.settings.clusters_dir_path())
+        if self.fresh:
+            clean_up(registry, report)  # what a dead keeper left is stopped by any run
+            lease = None
+        else:
+            lease = acquire(registry, run.manifest, preferred=run.task.env.dns_name, report=report)
+            if lease is None and run.task.reuses_cluster:
+                lease = self._start_reused(registry, run, report)
+        if lease is None:
+            return self._run_transient(run, report)
+        try:
+            return self._run_warm(run, lease.cluster, report)
+        finally:
+            release(registry, lease)
+
+    def _start_reused(self, registry: Registry, run: JobRun, report: ProgressCallback) -> Any:
+        """A task with a reuse policy starts its cluster warm, kept for the policy's idle_ttl.
+
+        The warm cluster is this run's own cluster, so this and later runs like it match it.
+        When it cannot be started (the name holds another cluster, or is starting), the run
+        goes on a transient cluster and says why.
+        """
+        import inspect
+
+        from flyray.executors.localcluster.warm.clusters import acquire, up
+
+        policy = run.task.env.reusable
+        idle = policy.idle_ttl.total_seconds() if policy else self.settings.cluster_idle_timeout
+        try:
+            entry, _ = up(
+                run.task,
+                settings=self.settings,
+                source=f"{inspect.getfile(run.task.func)} {run.task.name} (reusable)",
+                idle_timeout=idle,
+                report=report,
+                manifest=run.manifest,
+            )
+        except FlyrayError as exc:
+            report(f"not kept warm for reuse ({exc}); running on a transient cluster")
+            return None
+        report(f"kept warm for reuse: stops after {idle:g} s unused (ReusePolicy.idle_ttl)")
+        return acquire(registry, run.manifest, preferred=entry.name, report=report)
+
+    def _run_warm(self, run: JobRun, warm: WarmCluster, report: ProgressCallback) -> RunStatus:
+        """Follow the job on a warm cluster, which stays up afterwards."""
+        from ray.job_submission import JobSubmissionClient
+
+        cluster = {"dashboard_url": warm.dashboard_url, "gcs_address": warm.gcs_address}
+        cluster.update(temp_dir=warm.temp_dir, warm_cluster=warm.name)
+        self.update(run, status=RunStatus.RUNNING, started_at=utc_now(), cluster=cluster)
+        report(
+            f"on warm cluster {warm.name!r} ({warm.nodes} nodes): dashboard {warm.dashboard_url}"
+        )
+        status = RunStatus.FAILED
+        try:
+            with self._recorded(run):
+                client = JobSubmissionClient(warm.dashboard_url, headers=warm.auth_headers())
+                status = self.follow(run, client, report)
+        finally:
+            self.update(run, ended_at=utc_now())
+        return status
+
+    def _run_transient(self, run: JobRun, report: ProgressCallback) -> RunStatus:
+        """Start the cluster, run the job (with retries and deadline), tear the cluster down."""
+        from ray.job_submission import JobSubmissionClient
+
+        cluster = new_cluster(run.manifest, report)
+        self.update(run, status=RunStatus.RUNNING, started_at=utc_now())
+        status, keep = RunStatus.FAILED, 0.0
+        try:
+            with self._recorded(run):
+                report(f"starting {1 + len(cluster.workers)} Ray nodes")
+                cluster.start()
+                self.update(
+                    run,
+                    cluster={
+                        "dashboard_url": cluster.dashboard_url,
+                        "gcs_address": cluster.gcs_address,
+                        "temp_dir": str(cluster.temp_dir),
+                    },
+                )
+                report(f"cluster ready: dashboard {cluster.dashboard_url}")
+                client = JobSubmissionClient(cluster.dashboard_url, headers=cluster.auth_headers())
+                status = self.follow(run, client, report)
+                keep = _ttl(run.manifest)
+        finally:
+            self._end(run, cluster, keep, report)
+        return status
+
+    @contextlib.contextmanager
+    def _recorded(self, run: JobRun) -> Iterator[None]:
+        """Record how a run broke off: Ctrl-C as STOPPED (re-raised), any other error as FAILED."""
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            if not run.record.status.is_terminal():  # interrupted before the job started
+                run.error = exc
+                self.update(run, status=RunStatus.STOPPED, message="interrupted (Ctrl-C)")
+            raise
+        except Exception as exc:
+            run.error = exc
+            self.update(run, status=RunStatus.FAILED, message=str(exc))
+
+    def _end(self, run: JobRun, cluster: Any, keep: float, report: ProgressCallback) -> None:
+        """Tear the cluster down now, or hand it to a reaper that does so after its TTL."""
+        from flyray.executors.localcluster.reaper import start_reaper
+
+        if keep > 0:
+            temp_dir = cluster.temp_dir
+            pid = start_reaper(after=keep, leaders=cluster.detach(), temp_dir=temp_dir)
+            until = datetime.fromtimestamp(time.time() + keep, timezone.utc).isoformat()
+            run.record.cluster.update(kept_until=until, reaper_pid=str(pid))
+            report(
+                f"keeping the cluster for {keep:g} s (ttl_seconds_after_finished): dashboard "
+                f"{cluster.dashboard_url}; `kill {pid}` tears it down now"
+            )
+        else:
+            report("tearing down the cluster")
+            with no_interrupts():
+                cluster.stop(timeout=5.0)  # a transient cluster: no need to drain it gently
+        self.update(run, ended_at=utc_now())
+
+
+def new_cluster(
+    manifest: Mapping[str, Any], report: ProgressCallback, *, root: Path | None = None
+) -> LocalRayCluster:
+    """The (not yet started) local cluster a manifest declares; nodes coming up are reported.
+
+    ``root`` is its temp dir (kept at stop()), else a new /tmp/flyray-* removed at stop().
+    """
+    from flyray.executors.localcluster.nodes import LocalRayCluster
+    from flyray.executors.localcluster.topology import cluster_nodes
+
+    head, workers = cluster_nodes(manifest)
+    total = 1 + len(workers)
+    return LocalRayCluster(
+        head,
+        workers,
+        root=root,
+        env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+        on_progress=lambda up, _: report(f"nodes up {up}/{total}"),
+    )
+
+
+def _ttl(manifest: Mapping[str, Any]) -> float:
+    """How long KubeRay would keep the cluster after the job: the TTL, with shutdown on."""
+    spec = manifest["spec"]
+    return (
+        float(spec.get("ttlSecondsAfterFinished", 0)) if spec["shutdownAfterJobFinishes"] else 0.0
+    )

@@ -1,0 +1,166 @@
+"""local-cluster mode end to end: real Ray nodes for the declared topology, a real Ray job."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import flyray
+from flyray.executors.base import RunStatus
+from flyray.store.runstore import RunStore
+from flyray.task.loader import load_task
+from tests.procs import pids_mentioning, wait_until_gone
+
+pytestmark = pytest.mark.slow
+
+TASKS = str(Path(__file__).parent.parent / "lc_tasks.py")
+ROOT = Path(__file__).parents[3]
+
+
+@pytest.fixture
+def store_dir(tmp_path):
+    return str(tmp_path / "runs")
+
+
+def run_on_local_cluster(store_dir, task_name, *args, **kwargs):
+    task = load_task(TASKS, task_name)
+    context = flyray.with_runcontext(
+        mode="local-cluster", run_store=store_dir, on_log=lambda _: None
+    )
+    return context.run(task, *args, **kwargs)
+
+
+def only_record(store_dir):
+    (record,) = RunStore(store_dir).list_records()
+    return record
+
+
+def assert_cluster_gone(record):
+    assert record.cluster["temp_dir"]
+    assert wait_until_gone(record.cluster["temp_dir"]) == []
+    assert not Path(record.cluster["temp_dir"]).exists()
+
+
+def test_declared_topology_runs_the_seed_work(store_dir):
+    handle = run_on_local_cluster(store_dir, "describe_cluster", n=10)
+    assert handle.mode == "local-cluster" and handle.status is RunStatus.SUCCEEDED
+    assert handle.result() == {
+        "alive": 3,
+        "cpus": [1.0, 2.0, 2.0],
+        "memory_gib": [2.0, 4.0, 4.0],
+        "group_nodes": 2,
+        "pinned_on_group": True,
+        "sum": 285,
+    }
+    record = only_record(store_dir)
+    assert record.status is RunStatus.SUCCEEDED and len(record.attempts) == 1
+    store = RunStore(store_dir)
+    assert "Running entrypoint for job" in store.read_log(record.run_id)
+    assert "kind: RayJob" in store.read_manifest(record.run_id)
+    assert_cluster_gone(record)
+
+
+def test_failing_task_returns_the_remote_traceback(store_dir):
+    with pytest.raises(flyray.TaskError) as info:
+        run_on_local_cluster(store_dir, "fail_remotely", code=7)
+    error = info.value
+    assert "RuntimeError: failed on purpose with code 7" in str(error)
+    assert 'raise RuntimeError(f"failed on purpose with code {code}")' in error.remote_traceback
+    record = only_record(store_dir)
+    assert error.run_id == record.run_id and record.status is RunStatus.FAILED
+    store = RunStore(store_dir)
+    assert store.read_error(record.run_id).type == "RuntimeError"
+    assert "failed on purpose with code 7" in store.read_log(record.run_id)
+    assert_cluster_gone(record)
+
+
+def test_lost_worker_is_survived(store_dir):
+    result = run_on_local_cluster(store_dir, "survive_a_lost_worker", n=12).result()
+    assert result == {"sum": sum(i * i for i in range(12)), "alive_after": 2}
+    assert_cluster_gone(only_record(store_dir))
+
+
+def test_timeout_stops_the_job_and_the_cluster(store_dir):
+    with pytest.raises(flyray.TaskTimeoutError, match="deadline of 5 s"):
+        run_on_local_cluster(store_dir, "sleep_too_long")
+    record = only_record(store_dir)
+    assert record.status is RunStatus.FAILED and "deadline" in record.attempts[0].message
+    assert_cluster_gone(record)
+
+
+def test_ctrl_c_tears_everything_down(store_dir):
+    env = {**os.environ, "FLYRAY_RUN_STORE": store_dir}
+    cmd = [str(Path(sys.executable).parent / "flyray"), "run", "--mode", "local-cluster", TASKS]
+    proc = subprocess.Popen(
+        [*cmd, "sleep_until_interrupted"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in proc.stderr:  # wait for the job to run, as a user would
+        seen.append(line)
+        if "sleeping until the caller interrupts" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    assert "Interrupted" in rest
+    record = only_record(store_dir)
+    assert record.status is RunStatus.STOPPED and record.message == "interrupted (Ctrl-C)"
+    assert_cluster_gone(record)
+
+
+def test_existing_cluster_address_is_refused(store_dir, tmp_path):
+    path = tmp_path / "existing.py"
+    path.write_text(
+        "import flyray\nfrom flyray.plugins.ray import RayJobConfig\n"
+        "env = flyray.TaskEnvironment('ex', plugin_config=RayJobConfig(address='ray://h:10001'))\n"
+        "@env.task\ndef t() -> None:\n    pass\n"
+    )
+    with pytest.raises(
+        flyray.ManifestError, match="uses the existing Ray cluster at 'ray://h:10001'"
+    ):
+        flyray.with_runcontext(mode="local-cluster", run_store=store_dir).run(
+            load_task(str(path), "t")
+        )
+
+
+def test_ttl_keeps_the_cluster_then_removes_it(store_dir):
+    assert run_on_local_cluster(store_dir, "quick").result() == 9
+    record = only_record(store_dir)
+    assert record.cluster["kept_until"] and record.cluster["reaper_pid"]
+    assert pids_mentioning(record.cluster["temp_dir"]), "the cluster should outlive the run"
+    assert_cluster_gone(record)  # the reaper stops it after ttl_seconds_after_finished
+
+
+def test_retries_resubmit_and_record_every_attempt(store_dir, tmp_path):
+    marker = str(tmp_path / "attempted")
+    assert run_on_local_cluster(store_dir, "fail_once", marker=marker).result() == "second attempt"
+    record = only_record(store_dir)
+    assert [a.status for a in record.attempts] == [RunStatus.FAILED, RunStatus.SUCCEEDED]
+    assert "first attempt fails" in record.attempts[0].message
+    assert record.status is RunStatus.SUCCEEDED
+    assert_cluster_gone(record)
+
+
+def test_cli_failure_prints_the_remote_traceback_and_run_id(store_dir):
+    cmd = [str(Path(sys.executable).parent / "flyray"), "run", "--mode", "local-cluster"]
+    result = subprocess.run(
+        [*cmd, "--run-store", store_dir, TASKS, "fail_remotely", "--code", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    record = only_record(store_dir)
+    assert result.returncode == 1
+    assert 'raise RuntimeError(f"failed on purpose with code {code}")' in result.stderr
+    assert f"run {record.run_id}" in result.stderr
+    assert_cluster_gone(record)
