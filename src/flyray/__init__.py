@@ -22,10 +22,10 @@ from flyray.errors import (
     TaskLoadError,
     TaskTimeoutError,
 )
-from flyray.executors.base import RunStatus
 from flyray.init import init, init_from_api_key, init_from_config, init_in_cluster, init_passthrough
 from flyray.outputs import ActionOutputs
 from flyray.runner import Run, RunContext, run, with_runcontext
+from flyray.store.record import RunStatus
 from flyray.task.base import FunctionTask
 from flyray.task.environment import TaskEnvironment
 from flyray.task.registry import register_plugin

@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from flyray.cli.main import cli
-from flyray.executors.base import RunStatus
-from flyray.store.record import Attempt, RunRecord
+from flyray.store.record import Attempt, RunRecord, RunStatus
 from flyray.store.runstore import ErrorInfo, RunStore
 
 OLD, NEW = "r00000000aa", "r00000000bb"

@@ -25,11 +25,11 @@ from click.testing import CliRunner
 import flyray
 from flyray import TaskError
 from flyray.cli.main import cli
-from flyray.executors.base import RunStatus
 from flyray.executors.kuberay.errors import is_transient, translate
 from flyray.executors.kuberay.executor import track_attempts
 from flyray.executors.kuberay.session import RAYJOBS
 from flyray.executors.kuberay.status import Snapshot, explain, failure_error, progress
+from flyray.store.record import RunStatus
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
 from tests.k8s.recording import Recorder, only_record, read_stderr_until

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 import flyray
 from flyray import TaskError
 from flyray.cli.main import cli
-from flyray.executors.base import RunStatus
 from flyray.executors.kuberay.jobstatus import JobSnapshot, progress
+from flyray.store.record import RunStatus
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
 from tests.k8s.recording import Recorder, only_record

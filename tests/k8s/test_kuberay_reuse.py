@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from flyray.cli.main import cli
-from flyray.executors.base import RunStatus
 from flyray.executors.kuberay.session import RAYCLUSTERS, KubeSession
 from flyray.executors.kuberay.warm import IDLE_TIMEOUT, LAST_USED, collect_idle
+from flyray.store.record import RunStatus
 from tests.k8s.recording import Recorder
 from tests.k8s.test_kuberay_executor import run
 from tests.procs import wait_until_gone

@@ -6,32 +6,15 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, ClassVar
 
+from flyray.store.record import RunStatus
 from flyray.task.base import FunctionTask
 
-__all__ = ["Executor", "LogCallback", "ProgressCallback", "RunOptions", "RunStatus", "new_run_id"]
+__all__ = ["Executor", "LogCallback", "ProgressCallback", "RunOptions", "new_run_id"]
 
 ProgressCallback = Callable[[str], None]
 LogCallback = Callable[[str], None]  # receives job log text as it arrives
-
-
-class RunStatus(str, Enum):
-    """Where a run is; prints as users see it."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    STOPPED = "STOPPED"
-
-    def is_terminal(self) -> bool:
-        """True once the run will not change any more."""
-        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def new_run_id() -> str:

@@ -10,11 +10,27 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
-from flyray.executors.base import RunStatus
+__all__ = ["Attempt", "RunRecord", "RunStatus", "utc_now"]
 
-__all__ = ["Attempt", "RunRecord", "utc_now"]
+
+class RunStatus(str, Enum):
+    """Where a run is; prints as users see it."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+
+    def is_terminal(self) -> bool:
+        """True once the run will not change any more."""
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED)
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def utc_now() -> str:

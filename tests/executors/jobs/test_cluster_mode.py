@@ -13,9 +13,9 @@ from click.testing import CliRunner
 import flyray
 import flyray.errors
 from flyray.cli.main import cli
-from flyray.executors.base import RunStatus
 from flyray.executors.jobs.cluster import connect
 from flyray.executors.localcluster.nodes import free_port
+from flyray.store.record import RunStatus
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import flyray
-from flyray.executors.base import RunStatus
+from flyray.store.record import RunStatus
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
 from tests.procs import pids_mentioning, wait_until_gone

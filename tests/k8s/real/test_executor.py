@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import flyray
 from flyray.cli.main import cli
-from flyray.executors.base import RunStatus
+from flyray.store.record import RunStatus
 from tests.k8s.real.cluster import USER_CONTEXT
 from tests.k8s.real.runs import (
     DELETED,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from flyray.executors.base import RunStatus
+from flyray.store.record import RunStatus
 from tests.k8s.real.runs import GROUP, PLURAL, VERSION, Recorder, only_record, rayjobs, run
 
 pytestmark = pytest.mark.realkube

@@ -17,11 +17,11 @@ from typing import Any
 
 from flyray.config.settings import Settings
 from flyray.errors import ConfigError, SubmissionError
-from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
+from flyray.executors.base import LogCallback, ProgressCallback
 from flyray.executors.jobs.auth import ray_auth_headers
 from flyray.executors.jobs.executor import JobExecutor, refreshed_status
 from flyray.executors.jobs.versions import check_versions
-from flyray.store.record import RunRecord, utc_now
+from flyray.store.record import RunRecord, RunStatus, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 

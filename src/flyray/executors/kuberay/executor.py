@@ -27,7 +27,7 @@ from typing import Any
 
 from flyray.config.settings import Settings
 from flyray.errors import SubmissionError
-from flyray.executors.base import LogCallback, ProgressCallback, RunOptions, RunStatus
+from flyray.executors.base import LogCallback, ProgressCallback, RunOptions
 from flyray.executors.jobs.executor import JobExecutor, JobRun, no_interrupts, refreshed_status
 from flyray.executors.kuberay import jobstatus
 from flyray.executors.kuberay import status as rayjob_status
@@ -35,7 +35,7 @@ from flyray.executors.kuberay.session import JOBS, RAYJOBS, KubeSession, ObjectK
 from flyray.executors.kuberay.warm import collect_idle, ensure_cluster, touch
 from flyray.executors.kuberay.watch import ClusterReadiness, ObjectWatch, wait_deleted
 from flyray.manifest.job import ADDRESS_ANNOTATION
-from flyray.store.record import Attempt, RunRecord, utc_now
+from flyray.store.record import Attempt, RunRecord, RunStatus, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flyray.errors import TaskError
-from flyray.executors.base import RunStatus
 from flyray.executors.kuberay.status import run_error
+from flyray.store.record import RunStatus
 
 __all__ = ["JobSnapshot", "explain", "failure_error", "progress"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flyray.errors import TaskError, TaskTimeoutError
-from flyray.executors.base import RunStatus
+from flyray.store.record import RunStatus
 
 __all__ = [
     "ENDED",

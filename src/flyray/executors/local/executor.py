@@ -9,7 +9,8 @@ from typing import Any
 from flyray._aio import run_sync
 from flyray.config.settings import Settings
 from flyray.errors import ConfigError
-from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunOptions, RunStatus
+from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunOptions
+from flyray.store.record import RunStatus
 from flyray.task.base import FunctionTask
 
 __all__ = ["LocalExecutor"]

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from flyray.config.settings import Settings
 from flyray.errors import FlyrayError
-from flyray.executors.base import LogCallback, ProgressCallback, RunStatus
+from flyray.executors.base import LogCallback, ProgressCallback
 from flyray.executors.jobs.executor import JobExecutor, JobRun, no_interrupts
 from flyray.manifest.rayjob import refuse_existing_cluster
-from flyray.store.record import utc_now
+from flyray.store.record import RunStatus, utc_now
 from flyray.task.base import FunctionTask
 
 if TYPE_CHECKING:
