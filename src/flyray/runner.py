@@ -7,7 +7,6 @@ They take Flyte's keywords too (``flyray.flyte_args`` says what each does); Flyt
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import pathlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,29 +15,16 @@ from typing import Any
 from flyray._syncify import Syncified
 from flyray.config.settings import Settings
 from flyray.errors import ConfigError, FlyrayError
-from flyray.executors.base import (
-    Executor,
-    LogCallback,
-    ProgressCallback,
-    RunOptions,
-    RunStatus,
-    new_run_id,
-)
+from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunOptions, new_run_id
+from flyray.executors.registry import MODES, REMOTE_MODES, executor_type
 from flyray.flyte_args import FLYTE_DEFAULTS, run_options, run_store_of
 from flyray.outputs import ActionOutputs
+from flyray.store.record import RunStatus
 from flyray.task.base import FunctionTask
 from flyray.task.inert import warn_without_effect
 
-__all__ = ["MODES", "REMOTE_MODES", "Run", "RunContext", "run", "with_runcontext"]
+__all__ = ["Run", "RunContext", "run", "with_runcontext"]
 
-# mode -> "module:ExecutorClass", imported only when the mode is used.
-MODES: dict[str, str] = {
-    "local": "flyray.executors.local.executor:LocalExecutor",
-    "local-cluster": "flyray.executors.localcluster.executor:LocalClusterExecutor",
-    "cluster": "flyray.executors.jobs.cluster:ClusterExecutor",
-    "kuberay": "flyray.executors.kuberay.executor:KubeRayExecutor",
-}
-REMOTE_MODES = ("local-cluster", "cluster", "kuberay")  # what ``remote_mode`` may name
 POLL_SECONDS = 1.0  # how often ``Run.wait`` asks about a detached run
 
 
@@ -66,7 +52,7 @@ class Run:
     def phase(self) -> RunStatus:
         """The run's status now (a detached run's is asked from its cluster)."""
         if not self.status.is_terminal():
-            self.status = self._executor.refresh(self.run_id)
+            self.status = self._executor.status(self.run_id)
         return self.status
 
     def done(self) -> bool:
@@ -121,8 +107,7 @@ class RunContext:
 
     def executor(self) -> Executor:
         """A new executor for this context's mode."""
-        module, _, name = MODES[self.mode].partition(":")
-        executor_type = getattr(importlib.import_module(module), name)
+        executor_class = executor_type(self.mode)
         options = {
             "detach": self.detach,
             "skip_version_check": self.skip_version_check,
@@ -130,9 +115,9 @@ class RunContext:
         }
         chosen = {key: value for key, value in options.items() if value}
         for key in chosen:
-            if key not in executor_type.options:
+            if key not in executor_class.options:
                 raise ConfigError(key, True, f"is not available in {self.mode} mode")
-        return executor_type(self.settings, on_log=self.on_log, **chosen)
+        return executor_class(self.settings, on_log=self.on_log, **chosen)
 
     @Syncified
     def run(self, task: FunctionTask, *args: Any, **kwargs: Any) -> Run:
@@ -142,8 +127,11 @@ class RunContext:
         warn_without_effect(task, self.mode)
         executor = self.executor()
         run_id = self.name or new_run_id()
-        executor.submit(task, args, kwargs, run_id=run_id, options=self.options)
-        status = executor.wait(run_id, on_progress=self.on_progress)
+        try:
+            executor.submit(task, args, kwargs, run_id=run_id, options=self.options)
+            status = executor.wait(run_id, on_progress=self.on_progress)
+        finally:
+            executor.cleanup()
         handle = Run(run_id, task.name, self.mode, status, executor)
         if status in (RunStatus.FAILED, RunStatus.STOPPED):
             handle.result()  # raises the task's error

@@ -26,7 +26,7 @@ import flyray
 from flyray import TaskError
 from flyray.cli.main import cli
 from flyray.executors.kuberay.errors import is_transient, translate
-from flyray.executors.kuberay.executor import track_attempts
+from flyray.executors.kuberay.models import track_attempts
 from flyray.executors.kuberay.session import RAYJOBS
 from flyray.executors.kuberay.status import Snapshot, explain, failure_error, progress
 from flyray.store.record import RunStatus

@@ -15,13 +15,13 @@ from rich.table import Table
 from rich.text import Text
 
 from flyray.config.settings import Settings
-from flyray.errors import ConfigError, FlyrayError, TaskLoadError
+from flyray.errors import ConfigError, TaskLoadError
 from flyray.executors.localcluster.warm.registry import STARTING, Registry, WarmCluster
 from flyray.task.base import FunctionTask
 from flyray.task.loader import load_module, tasks_in
 
 from .output import stderr
-from .runs import fail, print_rows
+from .runs import print_rows
 
 
 @click.group("cluster")
@@ -56,18 +56,15 @@ def up(file: str, target: str, name: str | None, idle_timeout: float | None) -> 
     """Start the cluster TASK declares (a task or environment in FILE) and keep it warm."""
     from flyray.executors.localcluster.warm.clusters import up as start_warm
 
-    try:
-        task = _task_or_environment(file, target)
-        entry, started = start_warm(
-            task,
-            settings=Settings.load(),
-            source=f"{file} {target}",
-            name=name,
-            idle_timeout=idle_timeout,
-            report=_note,
-        )
-    except FlyrayError as exc:
-        fail(exc)
+    task = _task_or_environment(file, target)
+    entry, started = start_warm(
+        task,
+        settings=Settings.load(),
+        source=f"{file} {target}",
+        name=name,
+        idle_timeout=idle_timeout,
+        report=_note,
+    )
     how = "is up" if started else "was already up (its idle time starts again)"
     _note(
         f"warm cluster {entry.name!r} {how}: {entry.nodes} nodes, dashboard "
@@ -86,12 +83,9 @@ def list_clusters(kuberay: bool, namespace: str | None, context: str | None) -> 
     if kuberay:
         _list_kuberay(namespace, context)
         return
-    try:
-        registry = _registry()
-        clean_up(registry, _note)
-        entries = registry.all()
-    except FlyrayError as exc:
-        fail(exc)
+    registry = _registry()
+    clean_up(registry, _note)
+    entries = registry.all()
     if not entries:
         stderr.print(f"no warm clusters in {escape(str(registry.root))}", soft_wrap=True)
         return
@@ -118,17 +112,14 @@ def down(
     if kuberay:
         _down_kuberay(names, namespace, context)
         return
-    try:
-        registry = _registry()
-        if every:
-            clean_up(registry, _note)
-            names = tuple(e.name for e in registry.all() if e.state != STARTING)
-            if not names:
-                _note(f"no warm clusters to stop in {registry.root}")
-        for name in names:
-            stop_warm(registry, name, report=_note)
-    except FlyrayError as exc:
-        fail(exc)
+    registry = _registry()
+    if every:
+        clean_up(registry, _note)
+        names = tuple(e.name for e in registry.all() if e.state != STARTING)
+        if not names:
+            _note(f"no warm clusters to stop in {registry.root}")
+    for name in names:
+        stop_warm(registry, name, report=_note)
 
 
 @cluster.command("gc")
@@ -140,29 +131,23 @@ def gc(kuberay: bool, namespace: str | None, context: str | None) -> None:
     """
     from flyray.executors.localcluster.warm.clusters import clean_up
 
-    try:
-        if not kuberay:
-            clean_up(_registry(), _note)
-            return
-        from flyray.executors.kuberay.warm import collect_idle
+    if not kuberay:
+        clean_up(_registry(), _note)
+        return
+    from flyray.executors.kuberay.warm import collect_idle
 
-        with _kube_session(namespace, context) as session:
-            if not collect_idle(session, report=_note):
-                _note(f"no idle reusable RayClusters in {session.describe()}")
-    except FlyrayError as exc:
-        fail(exc)
+    with _kube_session(namespace, context) as session:
+        if not collect_idle(session, report=_note):
+            _note(f"no idle reusable RayClusters in {session.describe()}")
 
 
 def _list_kuberay(namespace: str | None, context: str | None) -> None:
     """flyray's reusable RayClusters: name, state, workers, last used, idle until."""
     from flyray.executors.kuberay.warm import LAST_USED, idle_until, list_clusters
 
-    try:
-        with _kube_session(namespace, context) as session:
-            items = list_clusters(session)
-            where = session.describe()
-    except FlyrayError as exc:
-        fail(exc)
+    with _kube_session(namespace, context) as session:
+        items = list_clusters(session)
+        where = session.describe()
     if not items:
         stderr.print(f"no reusable RayClusters in {escape(where)}", soft_wrap=True)
         return
@@ -188,18 +173,15 @@ def _down_kuberay(names: tuple[str, ...], namespace: str | None, context: str | 
     from flyray.executors.kuberay.session import RAYCLUSTERS
     from flyray.executors.kuberay.warm import list_clusters
 
-    try:
-        with _kube_session(namespace, context) as session:
-            known = [item["metadata"]["name"] for item in list_clusters(session)]
-            for name in names or known:
-                if name not in known:
-                    there = ", ".join(known) or "none"
-                    rule = f"is not a reusable RayCluster of flyray's (there: {there})"
-                    raise ConfigError("NAME", name, rule)
-                session.delete(RAYCLUSTERS, name)
-                _note(f"deleted {session.ref(RAYCLUSTERS, name)}")
-    except FlyrayError as exc:
-        fail(exc)
+    with _kube_session(namespace, context) as session:
+        known = [item["metadata"]["name"] for item in list_clusters(session)]
+        for name in names or known:
+            if name not in known:
+                there = ", ".join(known) or "none"
+                rule = f"is not a reusable RayCluster of flyray's (there: {there})"
+                raise ConfigError("NAME", name, rule)
+            session.delete(RAYCLUSTERS, name)
+            _note(f"deleted {session.ref(RAYCLUSTERS, name)}")
 
 
 def _kube_session(namespace: str | None, context: str | None) -> Any:

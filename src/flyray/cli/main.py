@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import click
 
 import flyray
+from flyray.errors import FlyrayError
 
 from .cancel import cancel
 from .cluster import cluster
 from .config import config
 from .logs import logs
+from .output import fail
 from .render import render
 from .run import run
 from .runs import runs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group; a FlyrayError from any command is printed as one line, exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FlyrayError as exc:
+            fail(exc)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(flyray.__version__, prog_name="flyray")
 def cli() -> None:
     """Declare a Ray cluster next to a Python task and run it."""

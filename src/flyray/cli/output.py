@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
+from flyray.errors import FlyrayError
 from flyray.task.base import FunctionTask
 
 stderr = Console(stderr=True, highlight=False)
+
+
+def fail(exc: FlyrayError) -> NoReturn:
+    """Print a flyray error as one readable line on stderr and exit 1."""
+    stderr.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+    sys.exit(1)
 
 
 def format_result(result: Any) -> str:

@@ -7,35 +7,31 @@ from typing import Any
 import click
 
 from flyray.config.settings import Settings
-from flyray.errors import FlyrayError
 from flyray.executors.base import new_run_id
 from flyray.executors.render import render_kube_manifest
 from flyray.manifest.rayjob import dump_json, dump_yaml
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
-from .runs import fail, run_store_option
+from .runs import run_store_option
 from .tasks import file_task_command
 
 
 def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any]) -> int:
     """Render the manifest a run of ``task`` would create and print it; ``kwargs`` are unused."""
-    try:
-        settings = Settings.load(
-            overrides={
-                "run_store": options["run_store"],
-                "image": options["image"],
-                "kuberay_version": options["kuberay_version"],
-            }
-        )
-        manifest = render_kube_manifest(
-            task,
-            run_id=options["run_id"] or new_run_id(),
-            store=RunStore(settings.run_store_path()),
-            settings=settings,
-        )
-    except FlyrayError as exc:
-        fail(exc)
+    settings = Settings.load(
+        overrides={
+            "run_store": options["run_store"],
+            "image": options["image"],
+            "kuberay_version": options["kuberay_version"],
+        }
+    )
+    manifest = render_kube_manifest(
+        task,
+        run_id=options["run_id"] or new_run_id(),
+        store=RunStore(settings.run_store_path()),
+        settings=settings,
+    )
     dump = dump_json if options["output"] == "json" else dump_yaml
     click.echo(dump(manifest), nl=False)
     return 0

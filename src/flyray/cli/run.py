@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from flyray.errors import FlyrayError, TaskError, is_task_error_copy
-from flyray.runner import MODES, with_runcontext
+from flyray.executors.registry import MODES
+from flyray.runner import with_runcontext
 from flyray.task.base import FunctionTask
 
 from .output import format_result, stderr, user_traceback

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -16,7 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from flyray.config.settings import Settings
-from flyray.errors import FlyrayError
+from flyray.executors.base import Executor
+from flyray.executors.registry import executor_type
 from flyray.store.record import Attempt, RunRecord
 from flyray.store.runstore import ErrorInfo, RunStore
 
@@ -43,26 +43,11 @@ def open_store(run_store: str | None) -> RunStore:
     return RunStore(Settings.load(overrides={"run_store": run_store}).run_store_path())
 
 
-def load_current(store: RunStore, run_id: str) -> RunRecord:
-    """A run's record; a run still going on a cluster is first brought up to date from it."""
-    record = store.load_record(run_id)
-    if record.status.is_terminal():
-        return record
-    if record.mode == "cluster":
-        from flyray.executors.jobs.cluster import refresh_run
-
-        record = refresh_run(store, record)
-    elif record.mode == "kuberay":
-        from flyray.executors.kuberay.executor import refresh_run as refresh_kuberay_run
-
-        record = refresh_kuberay_run(store, record)
-    return record
-
-
-def fail(exc: FlyrayError) -> NoReturn:
-    """Print a flyray error as one readable line on stderr and exit 1."""
-    stderr.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
-    sys.exit(1)
+def executor_of(run_store: str | None, run_id: str) -> Executor:
+    """The executor of the mode that made the run, over the run store that keeps it."""
+    settings = Settings.load(overrides={"run_store": run_store})
+    record = RunStore(settings.run_store_path()).load_record(run_id)
+    return executor_type(record.mode)(settings)
 
 
 @click.group("runs")
@@ -93,11 +78,8 @@ def list_runs(
     if kuberay:
         _list_kube_runs(namespace=namespace, context=context)
         return
-    try:
-        store = open_store(run_store)
-        records = store.list_records()
-    except FlyrayError as exc:
-        fail(exc)
+    store = open_store(run_store)
+    records = store.list_records()
     if not records:
         stderr.print(f"no runs in {escape(store.root)}", soft_wrap=True)
         return
@@ -109,13 +91,10 @@ def list_runs(
 
 def _list_kube_runs(*, namespace: str | None, context: str | None) -> None:
     """The RayJobs and Jobs labelled app.kubernetes.io/managed-by=flyray, as `kubectl get`."""
-    from flyray.executors.kuberay.executor import list_kube_runs
+    from flyray.executors.kuberay.records import list_kube_runs
 
-    try:
-        settings = Settings.load(overrides={"namespace": namespace, "context": context})
-        rows = list_kube_runs(settings)
-    except FlyrayError as exc:
-        fail(exc)
+    settings = Settings.load(overrides={"namespace": namespace, "context": context})
+    rows = list_kube_runs(settings)
     if not rows:
         stderr.print("no flyray RayJobs or Jobs in the namespace", soft_wrap=True)
         return
@@ -149,12 +128,11 @@ def print_rows(table: Table) -> None:
 )
 def show_run(run_id: str, run_store: str | None, output: str) -> None:
     """Show one run: its record, attempts, cluster, error and where its files are."""
-    try:
-        store = open_store(run_store)
-        record = load_current(store, run_id)
-        error = store.read_error(run_id)
-    except FlyrayError as exc:
-        fail(exc)
+    with executor_of(run_store, run_id) as executor:
+        executor.status(run_id)  # a run still going on a cluster is asked there first
+    store = open_store(run_store)
+    record = store.load_record(run_id)
+    error = store.read_error(run_id)
     files = run_files(store, run_id)
     if output == "json":
         click.echo(json.dumps(run_json(record, error, files), indent=2, sort_keys=True))

@@ -1,12 +1,12 @@
-"""The executor interface: every mode submits, waits with progress, cancels and returns."""
+"""The executor interface: every mode submits, waits, reports status and logs, cancels."""
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from flyray.store.record import RunStatus
 from flyray.task.base import FunctionTask
@@ -15,6 +15,7 @@ __all__ = ["Executor", "LogCallback", "ProgressCallback", "RunOptions", "new_run
 
 ProgressCallback = Callable[[str], None]
 LogCallback = Callable[[str], None]  # receives job log text as it arrives
+E = TypeVar("E", bound="Executor")
 
 
 def new_run_id() -> str:
@@ -37,7 +38,13 @@ class RunOptions:
 
 
 class Executor(ABC):
-    """Runs tasks in one mode; ``flyray.run`` and the CLI pick an executor, nothing more."""
+    """One mode's runs, behind the same methods in every mode (like httpx's transports).
+
+    An executor is built from settings (and the mode's ``options``) and looked up by mode in
+    ``executors.registry``; ``flyray.run`` and the CLI never branch on the mode. Built for the
+    run store of an earlier run, it answers ``status``, ``logs`` and ``cancel`` for that run
+    from its record (and its cluster, for a run that outlives flyray).
+    """
 
     mode: ClassVar[str]
     options: ClassVar[frozenset[str]] = frozenset()  # run options it takes besides settings
@@ -56,20 +63,34 @@ class Executor(ABC):
 
     @abstractmethod
     def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
-        """Block until the run ends, reporting progress; returns its final status."""
+        """Block until the run ends (or is detached), reporting progress; its status then."""
+
+    @abstractmethod
+    def status(self, run_id: str) -> RunStatus:
+        """The run's status now; a run still going on a cluster is asked there first."""
+
+    @abstractmethod
+    def logs(self, run_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The run's job log as text chunks; ``follow`` goes on until the run has ended."""
 
     @abstractmethod
     def result(self, run_id: str) -> Any:
         """The task's return value; raises the task's error for a failed run."""
 
     @abstractmethod
-    def cancel(self, run_id: str) -> None:
-        """Stop the run and release what it holds."""
+    def cancel(self, run_id: str) -> str:
+        """Stop the run and release what it holds; one line saying what was done."""
 
-    def refresh(self, run_id: str) -> RunStatus:
-        """The run's status now; modes that can detach ask the cluster (default: no change)."""
-        raise NotImplementedError(f"{self.mode} mode runs never detach")
+    @abstractmethod
+    def cleanup(self) -> None:
+        """Release what the executor itself holds (sessions, clients); runs are not touched."""
 
     def location(self, run_id: str) -> str:
         """Where the run can be looked at later ("" when nothing of it is kept)."""
         return ""
+
+    def __enter__(self: E) -> E:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()

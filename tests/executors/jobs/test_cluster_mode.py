@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import flyray
 import flyray.errors
 from flyray.cli.main import cli
-from flyray.executors.jobs.cluster import connect
+from flyray.executors.jobs.client import connect
 from flyray.executors.localcluster.nodes import free_port
 from flyray.store.record import RunStatus
 from flyray.store.runstore import RunStore

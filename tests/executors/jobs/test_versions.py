@@ -6,7 +6,7 @@ import pytest
 
 from flyray import SubmissionError
 from flyray.config.ray_images import ray_version
-from flyray.executors.jobs.cluster import _version_warnings
+from flyray.executors.jobs.client import _version_warnings
 from flyray.executors.jobs.versions import check_versions
 
 LOCAL = {"local_ray": "2.60.0", "local_python": "3.11.7", "address": "http://h:8265"}

@@ -9,79 +9,45 @@ API is.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
+import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flyray.config.settings import Settings
-from flyray.errors import (
-    ConfigError,
-    RunStoreError,
-    TaskError,
-)
+from flyray.errors import ConfigError, RunStoreError
 from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunOptions
+from flyray.executors.jobs.client import JobsClientFactory, ray_jobs_client
+from flyray.executors.jobs.follower import JobFollower
+from flyray.executors.jobs.run import JobRun, refreshed_status
 from flyray.store.record import RunRecord, RunStatus, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
-__all__ = [
-    "JobExecutor",
-    "JobRun",
-    "no_interrupts",
-    "refreshed_status",
-]
+__all__ = ["LOG_POLL_SECONDS", "JobExecutor"]
 
 
-@dataclass
-class JobRun:
-    """A run in this process: its task, manifest, record and (once failed) its error."""
-
-    task: FunctionTask
-    manifest: dict[str, Any]
-    record: RunRecord
-    error: BaseException | None = None
-
-
-@contextlib.contextmanager
-def no_interrupts() -> Iterator[None]:
-    """Hold off a second Ctrl-C while a teardown runs (main thread only), so it completes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def refreshed_status(store: RunStore, run: JobRun) -> RunStatus:
-    """The status of a run whose record was just refreshed; a failure keeps its error."""
-    record = run.record
-    if record.status is RunStatus.FAILED and run.error is None:
-        error = store.read_error(record.run_id)
-        run.error = TaskError(
-            record.message or f"run {record.run_id} failed; see `flyray logs {record.run_id}`",
-            run_id=record.run_id,
-            remote_traceback=error.traceback if error is not None else None,
-            logs=store.uri("runs", record.run_id, "logs", "job.log"),
-        )
-    elif record.status is RunStatus.STOPPED and run.error is None:
-        run.error = TaskError(f"run {record.run_id} was stopped", run_id=record.run_id)
-    return record.status
+LOG_POLL_SECONDS = 1.0  # how often ``logs(follow=True)`` looks for more of a going run's log
 
 
 class JobExecutor(Executor):
-    """Executors whose runs are Ray jobs recorded in the run store."""
+    """Executors whose runs are recorded in the run store: status, logs and cancel read it.
 
-    def __init__(self, settings: Settings | None = None, *, on_log: LogCallback | None = None):
+    ``jobs_client`` makes the client of a Ray Jobs API from its address and headers (Ray's
+    ``JobSubmissionClient`` by default; tests pass a fake, as httpx's ``MockTransport``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        on_log: LogCallback | None = None,
+        jobs_client: JobsClientFactory | None = None,
+    ) -> None:
         self.settings = settings or Settings.load()
         self.store = RunStore(self.settings.run_store_path())
         self.on_log = on_log or sys.stderr.write
+        self.jobs_client = jobs_client or ray_jobs_client
         self._runs: dict[str, JobRun] = {}
 
     def check(self, task: FunctionTask) -> None:
@@ -148,17 +114,76 @@ class JobExecutor(Executor):
         return self.store.uri("runs", run_id)
 
     def result(self, run_id: str) -> Any:
-        """The task's return value read from the run store, or the run's error raised."""
-        run = self._runs[run_id]
+        """The task's return value from the run store, or the run's error raised.
+
+        A detached run that goes on has none yet: None (``flyray runs show`` tells more).
+        """
+        run = self.job_run(run_id)
         if run.error is not None:
             raise run.error
+        if run.record.status is RunStatus.RUNNING:
+            return None
         return self.store.read_outputs(run_id)
 
-    def cancel(self, run_id: str) -> None:
-        """Stop a run that has not started; a running one stops on Ctrl-C in this process."""
-        run = self._runs[run_id]
+    def job_run(self, run_id: str) -> JobRun:
+        """A run of this executor, else an earlier run of this mode rebuilt from its record."""
+        if run_id in self._runs:
+            return self._runs[run_id]
+        import yaml
+
+        record = self.store.load_record(run_id)
+        if record.mode != self.mode:
+            raise ConfigError("RUN", run_id, f"is a {record.mode} run, not a {self.mode} run")
+        manifest = yaml.safe_load(self.store.read_manifest(run_id) or "") or {}
+        self._runs[run_id] = JobRun(None, manifest, record)
+        return self._runs[run_id]
+
+    def status(self, run_id: str) -> RunStatus:
+        """The run's status now: its record, brought up to date from its cluster if it goes on."""
+        run = self.job_run(run_id)
         if not run.record.status.is_terminal():
+            run.record = self.refresh_record(self.store.load_record(run_id))
+        return refreshed_status(self.store, run)
+
+    def refresh_record(self, record: RunRecord) -> RunRecord:
+        """A going run's record brought up to date from where it runs (default: as stored)."""
+        return record
+
+    def logs(self, run_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The run's stored job log (refreshed from its cluster first); ``follow``: as it grows."""
+        shown = 0
+        while True:
+            ended = self.status(run_id).is_terminal()
+            text = self.store.read_log(run_id)
+            if len(text) > shown:
+                yield text[shown:]
+                shown = len(text)
+            if ended or not follow:
+                return
+            time.sleep(LOG_POLL_SECONDS)
+
+    def cancel(self, run_id: str) -> str:
+        """Stop the run: one not started here is dropped; else ``stop`` ends it where it runs."""
+        run = self.job_run(run_id)
+        if run.task is not None and run.record.status is RunStatus.PENDING:
             self.update(run, status=RunStatus.STOPPED, message="cancelled")
+            return f"run {run_id} cancelled before it started"
+        self.status(run_id)
+        if run.record.status.is_terminal():
+            return f"run {run_id} had already ended: {run.record.status.value}"
+        return self.stop(run)
+
+    def cleanup(self) -> None:
+        """Nothing to release: a Jobs API client holds no connection between calls."""
+
+    def stop(self, run: JobRun) -> str:
+        """End a going run that this process does not follow; refused by modes that cannot."""
+        raise ConfigError(
+            "RUN",
+            run.record.run_id,
+            f"is a {self.mode} run, which ends with the process that started it (Ctrl-C there); "
+            "only cluster and kuberay runs outlive flyray",
+        )
 
     def update(self, run: JobRun, **changes: Any) -> None:
         """Change the run's record and save it."""
@@ -171,8 +196,6 @@ class JobExecutor(Executor):
         """Run the job on the cluster behind ``client``; Ctrl-C stops the Ray job first."""
         self.update(run, status=RunStatus.RUNNING, started_at=run.record.started_at or utc_now())
         try:
-            from flyray.executors.jobs.follower import JobFollower
-
             return JobFollower(self, run, client, report).run()
         except KeyboardInterrupt as exc:
             run.error = exc

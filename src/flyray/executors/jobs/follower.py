@@ -8,14 +8,12 @@ after a NonRecoverableError) and records every attempt in the run's record.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flyray.errors import NonRecoverableError, TaskError, TaskTimeoutError
 from flyray.executors.base import ProgressCallback
+from flyray.executors.jobs.run import JobRun, RunKeeper
 from flyray.store.record import Attempt, RunStatus, utc_now
-
-if TYPE_CHECKING:
-    from flyray.executors.jobs.executor import JobExecutor, JobRun
 
 __all__ = ["FAST_POLL_SECONDS", "POLL_SECONDS", "JobFollower"]
 
@@ -28,7 +26,7 @@ class JobFollower:
     """Submits a run's job and follows it to the end: every attempt, logs, deadline."""
 
     def __init__(
-        self, executor: JobExecutor, run: JobRun, client: Any, report: ProgressCallback
+        self, executor: RunKeeper, run: JobRun, client: Any, report: ProgressCallback
     ) -> None:
         self.executor, self.run_, self.client, self.report = executor, run, client, report
         spec = run.manifest["spec"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,14 +79,32 @@ class LocalExecutor(Executor):
             raise run.error
         return run.outcome
 
-    def cancel(self, run_id: str) -> None:
+    def status(self, run_id: str) -> RunStatus:
+        """The run's status in this process (local runs are not kept anywhere else)."""
+        return self._get(run_id).status
+
+    def logs(self, run_id: str, *, follow: bool = False) -> Iterator[str]:
+        """Nothing: a local run's output goes straight to this process's stdout and stderr."""
+        self._get(run_id)
+        return iter(())
+
+    def cancel(self, run_id: str) -> str:
         """A queued run is dropped; a run in progress stops with Ctrl-C in this process."""
         run = self._get(run_id)
-        if not run.status.is_terminal():
-            run.status = RunStatus.STOPPED
+        if run.status.is_terminal():
+            return f"run {run_id} had already ended: {run.status.value}"
+        run.status = RunStatus.STOPPED
+        return f"run {run_id} dropped before it started"
+
+    def cleanup(self) -> None:
+        """Nothing to release: the task's own Ray connection is its plugin's."""
 
     def _get(self, run_id: str) -> _LocalRun:
         try:
             return self._runs[run_id]
         except KeyError:
-            raise ConfigError("run_id", run_id, "is not a run of this local executor") from None
+            raise ConfigError(
+                "run_id",
+                run_id,
+                "is not a run of this process: local runs are not kept in a run store",
+            ) from None

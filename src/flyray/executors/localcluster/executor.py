@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from flyray.config.settings import Settings
 from flyray.errors import FlyrayError
 from flyray.executors.base import LogCallback, ProgressCallback
-from flyray.executors.jobs.executor import JobExecutor, JobRun, no_interrupts
+from flyray.executors.jobs.client import JobsClientFactory
+from flyray.executors.jobs.executor import JobExecutor
+from flyray.executors.jobs.run import JobRun, no_interrupts
 from flyray.manifest.rayjob import refuse_existing_cluster
 from flyray.store.record import RunStatus, utc_now
 from flyray.task.base import FunctionTask
@@ -44,9 +46,10 @@ class LocalClusterExecutor(JobExecutor):
         settings: Settings | None = None,
         *,
         on_log: LogCallback | None = None,
+        jobs_client: JobsClientFactory | None = None,
         fresh: bool = False,
     ) -> None:
-        super().__init__(settings, on_log=on_log)
+        super().__init__(settings, on_log=on_log, jobs_client=jobs_client)
         self.fresh = fresh
 
     def check(self, task: FunctionTask) -> None:
@@ -105,8 +108,6 @@ class LocalClusterExecutor(JobExecutor):
 
     def _run_warm(self, run: JobRun, warm: WarmCluster, report: ProgressCallback) -> RunStatus:
         """Follow the job on a warm cluster, which stays up afterwards."""
-        from ray.job_submission import JobSubmissionClient
-
         cluster = {"dashboard_url": warm.dashboard_url, "gcs_address": warm.gcs_address}
         cluster.update(temp_dir=warm.temp_dir, warm_cluster=warm.name)
         self.update(run, status=RunStatus.RUNNING, started_at=utc_now(), cluster=cluster)
@@ -116,7 +117,7 @@ class LocalClusterExecutor(JobExecutor):
         status = RunStatus.FAILED
         try:
             with self._recorded(run):
-                client = JobSubmissionClient(warm.dashboard_url, headers=warm.auth_headers())
+                client = self.jobs_client(warm.dashboard_url, warm.auth_headers())
                 status = self.follow(run, client, report)
         finally:
             self.update(run, ended_at=utc_now())
@@ -124,8 +125,6 @@ class LocalClusterExecutor(JobExecutor):
 
     def _run_transient(self, run: JobRun, report: ProgressCallback) -> RunStatus:
         """Start the cluster, run the job (with retries and deadline), tear the cluster down."""
-        from ray.job_submission import JobSubmissionClient
-
         cluster = new_cluster(run.manifest, report)
         self.update(run, status=RunStatus.RUNNING, started_at=utc_now())
         status, keep = RunStatus.FAILED, 0.0
@@ -142,7 +141,7 @@ class LocalClusterExecutor(JobExecutor):
                     },
                 )
                 report(f"cluster ready: dashboard {cluster.dashboard_url}")
-                client = JobSubmissionClient(cluster.dashboard_url, headers=cluster.auth_headers())
+                client = self.jobs_client(cluster.dashboard_url, cluster.auth_headers())
                 status = self.follow(run, client, report)
                 keep = _ttl(run.manifest)
         finally:

@@ -1,0 +1,67 @@
+"""A run as the Jobs-API and kuberay executors hold it, and what their followers need of them."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flyray.errors import TaskError
+from flyray.executors.base import LogCallback
+from flyray.store.record import RunRecord, RunStatus
+from flyray.store.runstore import RunStore
+from flyray.task.base import FunctionTask
+
+__all__ = ["JobRun", "RunKeeper", "no_interrupts", "refreshed_status"]
+
+
+@dataclass
+class JobRun:
+    """A run: its task (None for an earlier run rebuilt from the store), manifest, record, error."""
+
+    task: FunctionTask | None
+    manifest: dict[str, Any]
+    record: RunRecord
+    error: BaseException | None = None
+
+
+@contextlib.contextmanager
+def no_interrupts() -> Iterator[None]:
+    """Hold off a second Ctrl-C while a teardown runs (main thread only), so it completes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def refreshed_status(store: RunStore, run: JobRun) -> RunStatus:
+    """The status of a run whose record was just refreshed; a failure keeps its error."""
+    record = run.record
+    if record.status is RunStatus.FAILED and run.error is None:
+        error = store.read_error(record.run_id)
+        run.error = TaskError(
+            record.message or f"run {record.run_id} failed; see `flyray logs {record.run_id}`",
+            run_id=record.run_id,
+            remote_traceback=error.traceback if error is not None else None,
+            logs=store.uri("runs", record.run_id, "logs", "job.log"),
+        )
+    elif record.status is RunStatus.STOPPED and run.error is None:
+        run.error = TaskError(f"run {record.run_id} was stopped", run_id=record.run_id)
+    return record.status
+
+
+class RunKeeper(Protocol):
+    """What a follower needs of its executor: the run store, the log callback, record updates."""
+
+    store: RunStore
+    on_log: LogCallback
+
+    def update(self, run: JobRun, **changes: Any) -> None:
+        """Change the run's record and save it."""
