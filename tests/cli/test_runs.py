@@ -1,4 +1,4 @@
-"""``flyray runs list``, ``flyray runs show`` and ``flyray logs``, over a run store in tmp_path."""
+"""``flyray runs list``, ``runs show``, ``logs`` and ``cancel``, over a run store in tmp_path."""
 
 from __future__ import annotations
 
@@ -163,3 +163,25 @@ def test_unknown_run_is_one_helpful_error(store_dir, command):
 def test_invalid_run_id_is_one_error(store_dir):
     result = invoke("runs", "show", "../etc", "--run-store", store_dir)
     assert result.exit_code == 1 and "is not a valid run id" in result.stderr
+
+
+def test_logs_follow_of_an_ended_run_prints_it_once(store_dir):
+    result = invoke("logs", "--follow", OLD, "--run-store", store_dir)
+    assert result.exit_code == 0 and result.stdout == LOG
+
+
+def test_cancel_of_an_ended_run_says_so(store_dir):
+    result = invoke("cancel", OLD, "--run-store", store_dir)
+    assert result.exit_code == 0
+    assert f"run {OLD} had already ended: SUCCEEDED" in result.stderr
+
+
+def test_cancel_of_a_going_local_cluster_run_is_refused_with_the_reason(store_dir):
+    store = RunStore(store_dir)
+    record = store.load_record(OLD)
+    record.status = RunStatus.RUNNING
+    store.save_record(record)
+    result = invoke("cancel", OLD, "--run-store", store_dir)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "ends with the process that started it (Ctrl-C there)" in result.stderr
+    assert store.load_record(OLD).status is RunStatus.RUNNING

@@ -15,8 +15,9 @@ from ray.job_submission import JobStatus
 
 import flyray
 from flyray.config.settings import Settings
-from flyray.errors import ConfigError
+from flyray.errors import ConfigError, SubmissionError
 from flyray.executors.jobs import executor as jobs_executor
+from flyray.executors.jobs.client import RayJobsClient
 from flyray.executors.jobs.cluster import ClusterExecutor
 from flyray.executors.localcluster.executor import LocalClusterExecutor
 from flyray.executors.registry import executor_type
@@ -158,3 +159,33 @@ def test_a_local_cluster_run_cannot_be_cancelled_from_another_process(settings, 
     store.save_record(record)
     with pytest.raises(ConfigError, match="ends with the process that started it"):
         LocalClusterExecutor(settings).cancel("rlocal00001")
+
+
+def test_a_cluster_that_stops_answering_fails_the_run_and_keeps_the_record(settings, store):
+    fake = FakeJobsClient(lambda _: [Step(JobStatus.RUNNING, "working\n")])
+
+    def gone(submission_id):
+        raise SubmissionError(f"the Ray Jobs API at {ADDRESS} could not get the status")
+
+    fake.get_job_status = gone
+    job = executor(settings, fake)
+    job.submit(load_task(TASKS, "sum_of_squares"), (3,), {}, run_id="rfake000001")
+    with pytest.raises(SubmissionError, match="could not get the status"):
+        job.wait("rfake000001")
+    record = store.load_record("rfake000001")
+    assert record.status is RunStatus.FAILED
+    assert "could not get the status" in record.message
+
+
+def test_ray_client_errors_become_one_line_naming_the_call_and_address():
+    class Refusing:
+        def get_job_status(self, submission_id):
+            raise RuntimeError(f"Request failed with status code 404: Job {submission_id}\nmore")
+
+    client = RayJobsClient(Refusing(), "http://10.0.0.1:8265")
+    with pytest.raises(SubmissionError) as info:
+        client.get_job_status("r1-1")
+    assert str(info.value) == (
+        "the Ray Jobs API at http://10.0.0.1:8265 could not get the status of job r1-1: "
+        "Request failed with status code 404: Job r1-1"
+    )

@@ -20,19 +20,70 @@ from flyray.executors.base import ProgressCallback
 from flyray.executors.jobs.auth import ray_auth_headers
 from flyray.executors.jobs.versions import check_versions
 
-__all__ = ["JobsClientFactory", "connect", "ray_jobs_client"]
+__all__ = ["JobsClientFactory", "RayJobsClient", "connect", "ray_jobs_client"]
 
 JobsClientFactory = Callable[[str, Mapping[str, str]], Any]
 VERSION_TIMEOUT_S = 10.0  # how long a cluster's /api/version may take to answer
 
 
-def ray_jobs_client(address: str, headers: Mapping[str, str]) -> Any:
-    """Ray's ``JobSubmissionClient`` for ``address``, its connection errors made flyray's."""
+class RayJobsClient:
+    """Ray's ``JobSubmissionClient`` with its errors made flyray's ``SubmissionError``.
+
+    Ray raises ``RuntimeError`` for an HTTP error status and ``requests``' errors (``OSError``)
+    when the cluster stops answering; each becomes one line naming the call and the address.
+    """
+
+    def __init__(self, client: Any, address: str) -> None:
+        self._client, self.address = client, address
+
+    def submit_job(
+        self, *, entrypoint: str, runtime_env: dict[str, Any], submission_id: str
+    ) -> str:
+        """Submit a job under ``submission_id``; its id."""
+        return self._call(
+            "submit job",
+            self._client.submit_job,
+            entrypoint=entrypoint,
+            runtime_env=runtime_env,
+            submission_id=submission_id,
+        )
+
+    def get_job_status(self, submission_id: str) -> Any:
+        """The job's ``JobStatus``."""
+        return self._call(
+            f"get the status of job {submission_id}", self._client.get_job_status, submission_id
+        )
+
+    def get_job_logs(self, submission_id: str) -> str:
+        """The job's driver log so far."""
+        return self._call(
+            f"get the logs of job {submission_id}", self._client.get_job_logs, submission_id
+        )
+
+    def get_job_info(self, submission_id: str) -> Any:
+        """The job's ``JobDetails`` (status, message, error type)."""
+        return self._call(f"get job {submission_id}", self._client.get_job_info, submission_id)
+
+    def stop_job(self, submission_id: str) -> bool:
+        """Ask Ray to stop the job; whether it was still running."""
+        return self._call(f"stop job {submission_id}", self._client.stop_job, submission_id)
+
+    def _call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (RuntimeError, OSError) as exc:
+            raise SubmissionError(
+                f"the Ray Jobs API at {self.address} could not {what}: {_first_line(exc)}"
+            ) from exc
+
+
+def ray_jobs_client(address: str, headers: Mapping[str, str]) -> RayJobsClient:
+    """A client of the Jobs API at ``address``; connection and token errors made flyray's."""
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     try:
-        return JobSubmissionClient(address, headers=dict(headers))
+        return RayJobsClient(JobSubmissionClient(address, headers=dict(headers)), address)
     except AuthenticationError as exc:
         state = "was refused" if headers else "is missing"
         raise SubmissionError(

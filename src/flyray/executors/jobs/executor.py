@@ -201,3 +201,7 @@ class JobExecutor(Executor):
             run.error = exc
             self.update(run, status=RunStatus.STOPPED, message="interrupted (Ctrl-C)")
             raise
+        except Exception as exc:  # e.g. the cluster stopped answering: the record says so
+            run.error = exc
+            self.update(run, status=RunStatus.FAILED, message=str(exc), ended_at=utc_now())
+            raise
