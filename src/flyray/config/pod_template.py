@@ -8,7 +8,7 @@ from typing import Any
 
 from flyray.errors import ConfigError
 
-__all__ = ["PodTemplate", "as_pod_template"]
+__all__ = ["PodTemplate", "as_pod_template", "check_pod_template"]
 
 
 @dataclass
@@ -49,6 +49,13 @@ def as_pod_template(field_name: str, value: object) -> PodTemplate | None:
             annotations=dict(metadata.get("annotations") or {}),
         )
     return PodTemplate(pod_spec=_spec_dict(field_name, value))
+
+
+def check_pod_template(field_name: str, value: object) -> str | PodTemplate | None:
+    """A task's or environment's pod template: a ``PodTemplate`` (or its dict form), or a name."""
+    if value is None or isinstance(value, str):
+        return value
+    return as_pod_template(field_name, value)
 
 
 def _spec_dict(field_name: str, spec: object) -> dict[str, Any]:

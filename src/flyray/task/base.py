@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flyray._aio import run_sync
-from flyray.config.pod_template import PodTemplate, as_pod_template
+from flyray.config.pod_template import PodTemplate, check_pod_template
 from flyray.config.policies import (
     RetryStrategy,
     check_cache,
@@ -29,7 +29,7 @@ from flyray.warn import FlyrayWarning
 if TYPE_CHECKING:
     from flyray.task.environment import TaskEnvironment
 
-__all__ = ["MAX_INLINE_IO_BYTES", "RUN_ENV_VARS", "FunctionTask", "check_pod_template"]
+__all__ = ["MAX_INLINE_IO_BYTES", "RUN_ENV_VARS", "FunctionTask"]
 
 PhaseCallback = Callable[[str], None]
 MAX_INLINE_IO_BYTES = 10 * 1024 * 1024  # Flyte's default limit for inline inputs and outputs
@@ -360,13 +360,6 @@ class FunctionTask:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
-
-
-def check_pod_template(field_name: str, value: object) -> str | PodTemplate | None:
-    """A pod template: a ``PodTemplate`` (or its dict form), or the name of one (a str)."""
-    if value is None or isinstance(value, str):
-        return value
-    return as_pod_template(field_name, value)
 
 
 RUN_ENV_VARS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(

@@ -14,7 +14,7 @@ from typing import Any
 
 from flyray.config.image import Image, as_image
 from flyray.config.names import check_env_name, dns1123_name
-from flyray.config.pod_template import PodTemplate
+from flyray.config.pod_template import PodTemplate, check_pod_template
 from flyray.config.policies import (
     CacheRequest,
     RetryStrategy,
@@ -25,7 +25,7 @@ from flyray.config.policies import (
 from flyray.config.resources import Resources
 from flyray.config.secrets import Secret, normalise_secrets
 from flyray.errors import ConfigError
-from flyray.task.base import MAX_INLINE_IO_BYTES, FunctionTask, check_pod_template
+from flyray.task.base import MAX_INLINE_IO_BYTES, FunctionTask
 from flyray.task.registry import task_type_for
 
 __all__ = ["TaskEnvironment"]
