@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import inspect
-import os
-import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping
-from types import MappingProxyType
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flyray._aio import run_sync
@@ -24,12 +18,12 @@ from flyray.config.policies import (
     runtime_bounds,
 )
 from flyray.errors import ConfigError, NonRecoverableError, TaskTimeoutError, as_user_error
-from flyray.warn import FlyrayWarning
+from flyray.task.envvars import run_env_vars, set_env_vars
 
 if TYPE_CHECKING:
     from flyray.task.environment import TaskEnvironment
 
-__all__ = ["MAX_INLINE_IO_BYTES", "RUN_ENV_VARS", "FunctionTask"]
+__all__ = ["MAX_INLINE_IO_BYTES", "FunctionTask"]
 
 PhaseCallback = Callable[[str], None]
 MAX_INLINE_IO_BYTES = 10 * 1024 * 1024  # Flyte's default limit for inline inputs and outputs
@@ -278,7 +272,7 @@ class FunctionTask:
         for attempt in range(self.retries + 1):
             try:
                 seconds, why = self._time_left(started)
-                with _environ(environ), _run_env_vars(env_vars):
+                with set_env_vars(environ), run_env_vars(env_vars):
                     return await self.run_once(
                         args, kwargs, on_phase=report, timeout=seconds, timeout_reason=why
                     )
@@ -360,74 +354,3 @@ class FunctionTask:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
-
-
-RUN_ENV_VARS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "run_env_vars", default=MappingProxyType({})
-)  # the env vars of the run a local call belongs to, for plugins (Ray's runtime env)
-
-
-@contextlib.contextmanager
-def _run_env_vars(values: Mapping[str, str] | None) -> Iterator[None]:
-    token = RUN_ENV_VARS.set({**RUN_ENV_VARS.get(), **(values or {})})
-    try:
-        yield
-    finally:
-        RUN_ENV_VARS.reset(token)
-
-
-_environ_lock = threading.Lock()
-_environ_in_use: dict[str, list[str]] = {}  # variable -> the values active calls set
-_environ_before: dict[str, str | None] = {}  # variable -> its value before those calls
-_environ_mine: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
-    "environ_mine", default=()
-)  # what this call and the calls it runs inside set (a nested call may set other values)
-
-
-@contextlib.contextmanager
-def _environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a local run, then restore them.
-
-    ``os.environ`` is one per process: concurrent calls that set a variable differently are
-    warned that they see each other's value.
-    """
-    with _environ_lock:
-        mine = _environ_mine.get()
-        clashes = sorted(
-            key
-            for key, value in values.items()
-            if any(
-                other != value and (key, other) not in mine
-                for other in _environ_in_use.get(key, [])
-            )
-        )
-        before = {key: os.environ.get(key) for key in values if key not in _environ_in_use}
-        os.environ.update(values)  # first: a value the OS refuses leaves no bookkeeping behind
-        _environ_before.update(before)
-        for key, value in values.items():
-            _environ_in_use.setdefault(key, []).append(value)
-    if clashes:
-        warnings.warn(
-            f"concurrent local calls set {', '.join(clashes)} to different values; a process "
-            "has one environment, so each call sees the value set last: run them one after "
-            "the other, or in local-cluster mode",
-            FlyrayWarning,
-            stacklevel=4,
-        )
-    token = _environ_mine.set((*mine, *values.items()))
-    try:
-        yield
-    finally:
-        _environ_mine.reset(token)
-        with _environ_lock:
-            for key, value in values.items():
-                _environ_in_use[key].remove(value)
-                if _environ_in_use[key]:  # calls still running keep the value set last
-                    os.environ[key] = _environ_in_use[key][-1]
-                    continue
-                del _environ_in_use[key]
-                before = _environ_before.pop(key)
-                if before is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = before

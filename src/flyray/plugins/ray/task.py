@@ -33,8 +33,9 @@ from flyray.plugins.ray.resources import (
     node_label_settings,
     with_accelerator_resources,
 )
-from flyray.task.base import RUN_ENV_VARS, FunctionTask
+from flyray.task.base import FunctionTask
 from flyray.task.context import in_cluster
+from flyray.task.envvars import RUN_ENV_VARS
 from flyray.warn import FlyrayWarning
 
 # The spec imports the config classes from this module too.
