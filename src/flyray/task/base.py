@@ -6,7 +6,7 @@ import functools
 import inspect
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from flyray._aio import run_sync
 from flyray.config.pod_template import PodTemplate, check_pod_template
@@ -19,9 +19,8 @@ from flyray.config.policies import (
 )
 from flyray.errors import ConfigError, NonRecoverableError, TaskTimeoutError, as_user_error
 from flyray.task.envvars import run_env_vars, set_env_vars
-
-if TYPE_CHECKING:
-    from flyray.task.environment import TaskEnvironment
+from flyray.task.inert import warn_without_effect
+from flyray.task.protocols import EnvironmentSettings
 
 __all__ = ["MAX_INLINE_IO_BYTES", "FunctionTask"]
 
@@ -42,7 +41,7 @@ class FunctionTask:
         self,
         func: Callable[..., Any],
         *,
-        env: TaskEnvironment,
+        env: EnvironmentSettings,
         short_name: str | None = None,
         retries: int | RetryStrategy = 0,
         timeout: Any = 0,
@@ -142,8 +141,6 @@ class FunctionTask:
         to stop reuse) change a copy of the environment; the others change the task. Options
         left at their defaults keep the task's values.
         """
-        from dataclasses import replace
-
         if kwargs:
             raise ConfigError("task.override", sorted(kwargs), "are not options of override()")
         given = {
@@ -184,7 +181,7 @@ class FunctionTask:
             task_changes["retries"] = retries
         if links:
             task_changes["links"] = links
-        env = replace(self.env, **env_changes) if env_changes else self.env
+        env = self.env.clone_with(self.env.name, **env_changes) if env_changes else self.env
         # A new plugin_config may need another task class (the plugin registry says which).
         task_type = env._task_type if env_changes else type(self)
         return task_type(self.func, env=env, **{**self._options(), **task_changes})
@@ -261,8 +258,6 @@ class FunctionTask:
         ``max_runtime`` bounds each attempt and ``deadline`` all of them together; a task that
         still fails after its retries raises its own error as a ``RuntimeUserError`` too.
         """
-        from flyray.task.inert import warn_without_effect
-
         warn_without_effect(self, "local")
         report = on_phase or (lambda phase: None)
         backoff = self.retry_strategy.backoff

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from flyray.task.protocols import TaskSettings
 from flyray.warn import FlyrayWarning
-
-if TYPE_CHECKING:
-    from flyray.task.base import FunctionTask
 
 __all__ = ["settings_without_effect", "warn_without_effect"]
 
@@ -23,7 +20,7 @@ _CLUSTER_MODES = ("local-cluster", "kuberay")  # modes whose clusters flyray cre
 _warned: set[tuple[str, str, str]] = set()
 
 
-def settings_without_effect(task: FunctionTask, mode: str) -> Iterator[tuple[str, str]]:
+def settings_without_effect(task: TaskSettings, mode: str) -> Iterator[tuple[str, str]]:
     """(setting, why) for each setting of ``task`` that ``mode`` does not honour."""
     env = task.env
     pods_only = f"has no effect in {mode} mode (only kuberay pods use it)"
@@ -62,7 +59,7 @@ def settings_without_effect(task: FunctionTask, mode: str) -> Iterator[tuple[str
         yield "links", "have no effect: flyray has no UI to show them in"
 
 
-def warn_without_effect(task: FunctionTask, mode: str) -> None:
+def warn_without_effect(task: TaskSettings, mode: str) -> None:
     """Warn once per task, setting and mode about what ``mode`` does not honour."""
     for setting, why in settings_without_effect(task, mode):
         key = (task.name, setting, mode)
@@ -72,7 +69,7 @@ def warn_without_effect(task: FunctionTask, mode: str) -> None:
         warnings.warn(f"task {task.name!r}: {setting} {why}", FlyrayWarning, stacklevel=3)
 
 
-def _cluster_mode_only(task: FunctionTask) -> Iterator[tuple[str, str]]:
+def _cluster_mode_only(task: TaskSettings) -> Iterator[tuple[str, str]]:
     """What an existing cluster (cluster mode) does not take from a task: shape and secrets."""
     config = task.plugin_config
     head = getattr(config, "head_node_config", None)
