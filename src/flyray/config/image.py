@@ -9,13 +9,13 @@ commands, Dockerfiles, ...) are recorded as ``BuildStep`` and refused where an i
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from flyray.config.names import check_env_vars
 from flyray.errors import ConfigError
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
 
 AUTO = "auto"  # Flyte's default image: here, the official Ray image for this Ray and Python
 _TOKEN = object()  # only Image's own constructors pass it, as Flyte allows only from_*()
-_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INSTALL_MODES = ("dependencies_only", "install_project")
 _DEBIAN_PLATFORMS = ("linux/amd64", "linux/arm64")
 
@@ -364,11 +363,7 @@ class Image:
         where = "Image.with_env_vars(env_vars)"
         if not isinstance(env_vars, Mapping):
             raise ConfigError(where, env_vars, "must be a dict of str to str")
-        for key, value in env_vars.items():
-            if not isinstance(key, str) or not _ENV_VAR.match(key):
-                raise ConfigError(f"{where}[{key!r}]", key, "must be a valid variable name")
-            if not isinstance(value, str):
-                raise ConfigError(f"{where}[{key!r}]", value, "must be a string")
+        check_env_vars(where, env_vars)
         return self._add(EnvVars(tuple(env_vars.items())))
 
     def with_source_folder(

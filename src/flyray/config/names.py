@@ -1,15 +1,18 @@
-"""Name rules: environment names are snake or kebab case; Kubernetes needs DNS-1123 names."""
+"""Name rules: environment names are snake or kebab case; Kubernetes needs DNS-1123 names;
+environment variables need shell names."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 
 from flyray.errors import ConfigError
 
 _ENV_NAME = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")  # Flyte's rule
 _DNS1123_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_env_name(field: str, name: object) -> str:
@@ -43,3 +46,12 @@ def dns1123_name(name: str, *, max_length: int = 63) -> str:
         return label
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{label[: max_length - 9].rstrip('-')}-{digest}"
+
+
+def check_env_vars(field: str, env_vars: Mapping[object, object]) -> None:
+    """Accept variable names mapped to strings; an error names the entry (``env_vars['1x']``)."""
+    for key, value in env_vars.items():
+        if not isinstance(key, str) or not ENV_VAR_NAME.match(key):
+            raise ConfigError(f"{field}[{key!r}]", key, "must be a valid variable name")
+        if not isinstance(value, str):
+            raise ConfigError(f"{field}[{key!r}]", value, "must be a string")

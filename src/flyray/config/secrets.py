@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from flyray.config.names import dns1123_name
+from flyray.config.names import ENV_VAR_NAME, dns1123_name
 from flyray.errors import ConfigError
 
 __all__ = ["SECRETS_MOUNT", "Secret", "normalise_secrets"]
@@ -21,7 +21,6 @@ __all__ = ["SECRETS_MOUNT", "Secret", "normalise_secrets"]
 SECRETS_MOUNT = "/etc/flyte/secrets"  # the one mount path Flyte supports
 _SECRET_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$")  # DNS-1123 subdomain
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")  # a Kubernetes Secret data key
-_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class Secret:
         if self.mount is None and self.as_env_var is None:
             derived = f"{self.group}_{self.key}" if self.group else self.key
             object.__setattr__(self, "as_env_var", derived.replace("-", "_").upper())
-        if self.as_env_var is not None and not _ENV_VAR.match(self.as_env_var):
+        if self.as_env_var is not None and not ENV_VAR_NAME.match(self.as_env_var):
             raise ConfigError(
                 "Secret.as_env_var",
                 self.as_env_var,

@@ -7,13 +7,12 @@ task runs there (``flyray.task.inert``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flyray.config.image import Image, as_image
-from flyray.config.names import check_env_name, dns1123_name
+from flyray.config.names import check_env_name, check_env_vars, dns1123_name
 from flyray.config.pod_template import PodTemplate, check_pod_template
 from flyray.config.policies import (
     CacheRequest,
@@ -29,8 +28,6 @@ from flyray.task.base import MAX_INLINE_IO_BYTES, FunctionTask
 from flyray.task.registry import task_type_for
 
 __all__ = ["TaskEnvironment"]
-
-_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -160,33 +157,39 @@ def _check_env_vars(field_name: str, env_vars: object) -> None:
         return
     if not isinstance(env_vars, dict):
         raise ConfigError(field_name, env_vars, "must be a dict of str to str")
-    for key, value in env_vars.items():
-        if not isinstance(key, str) or not _ENV_VAR.match(key):
-            raise ConfigError(f"{field_name}[{key!r}]", key, "must be a valid variable name")
-        if not isinstance(value, str):
-            raise ConfigError(f"{field_name}[{key!r}]", value, "must be a string")
+    check_env_vars(field_name, env_vars)
 
 
 def _check_depends_on(depends_on: object) -> list[TaskEnvironment]:
-    if not isinstance(depends_on, (list, tuple)):
-        raise ConfigError(
-            "TaskEnvironment.depends_on", depends_on, "must be a list of TaskEnvironment"
-        )
-    for i, env in enumerate(depends_on):
-        if not isinstance(env, TaskEnvironment):
-            raise ConfigError(f"TaskEnvironment.depends_on[{i}]", env, "must be a TaskEnvironment")
-    return list(depends_on)
+    return _items(
+        "TaskEnvironment.depends_on",
+        depends_on,
+        TaskEnvironment,
+        "must be a list of TaskEnvironment",
+        "must be a TaskEnvironment",
+    )
 
 
 def _check_include(include: object) -> tuple[str, ...]:
-    if isinstance(include, str) or not isinstance(include, (list, tuple)):
-        raise ConfigError(
-            "TaskEnvironment.include", include, "must be a sequence of paths, not a bare string"
+    return tuple(
+        _items(
+            "TaskEnvironment.include",
+            include,
+            str,
+            "must be a sequence of paths, not a bare string",
+            "must be a str path",
         )
-    for i, path in enumerate(include):
-        if not isinstance(path, str):
-            raise ConfigError(f"TaskEnvironment.include[{i}]", path, "must be a str path")
-    return tuple(include)
+    )
+
+
+def _items(field_name: str, values: object, kind: type, rule: str, item_rule: str) -> list[Any]:
+    """``values`` as a list when it is a list or tuple of ``kind``; an error names the index."""
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(field_name, values, rule)
+    for i, value in enumerate(values):
+        if not isinstance(value, kind):
+            raise ConfigError(f"{field_name}[{i}]", value, item_rule)
+    return list(values)
 
 
 def _check_optional_text(field_name: str, value: object) -> None:
