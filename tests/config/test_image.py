@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from flyray import ConfigError, Image, TaskEnvironment
-from flyray.config.image import (
+from flyray.config.image import as_image
+from flyray.config.image_layers import (
     BuildStep,
     EnvVars,
     NoEffect,
@@ -19,7 +20,6 @@ from flyray.config.image import (
     Source,
     UVProject,
     UVScript,
-    as_image,
 )
 
 HERE = (sys.version_info[0], sys.version_info[1])

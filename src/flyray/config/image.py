@@ -5,32 +5,35 @@ means for a run is decided later, per mode, by ``flyray.manifest.image_env``: pi
 requirements, uv dependencies and env vars become the Ray job's runtime env; ``from_base``
 names the KubeRay container image; the calls that need an image build (apt packages, shell
 commands, Dockerfiles, ...) are recorded as ``BuildStep`` and refused where an image is used.
+Those calls are in ``image_build``, the layers in ``image_layers``, the argument checks in
+``image_checks``.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from flyray.config import image_checks as check
+from flyray.config.image_build import BuildCalls
+from flyray.config.image_layers import (
+    BuildStep,
+    EnvVars,
+    Layer,
+    PipPackages,
+    Requirements,
+    Source,
+    UVProject,
+    UVScript,
+    layer_file,
+    recorded_call,
+)
 from flyray.config.names import check_env_vars
 from flyray.errors import ConfigError
 
-__all__ = [
-    "AUTO",
-    "BuildStep",
-    "EnvVars",
-    "Image",
-    "NoEffect",
-    "PipPackages",
-    "Requirements",
-    "Source",
-    "UVProject",
-    "UVScript",
-    "as_image",
-]
+__all__ = ["AUTO", "Image", "as_image"]
 
 AUTO = "auto"  # Flyte's default image: here, the official Ray image for this Ray and Python
 _TOKEN = object()  # only Image's own constructors pass it, as Flyte allows only from_*()
@@ -38,93 +41,8 @@ _INSTALL_MODES = ("dependencies_only", "install_project")
 _DEBIAN_PLATFORMS = ("linux/amd64", "linux/arm64")
 
 
-def _python() -> tuple[int, int]:
-    return sys.version_info[0], sys.version_info[1]
-
-
-# --- layers -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class PipOptions:
-    """Options of a pip install: an index, extra indexes, pre-releases, extra arguments."""
-
-    index_url: str | None = None
-    extra_index_urls: tuple[str, ...] = ()
-    pre: bool = False
-    extra_args: str | None = None
-    secret_mounts: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class PipPackages(PipOptions):
-    """``with_pip_packages``: requirement strings, in pip syntax."""
-
-    packages: tuple[str, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Requirements(PipOptions):
-    """``with_requirements``: a requirements file, read when the run is rendered."""
-
-    file: Path
-
-
-@dataclass(frozen=True, kw_only=True)
-class UVProject(PipOptions):
-    """``with_uv_project``: the ``[project] dependencies`` of a pyproject.toml."""
-
-    pyproject: Path
-    uvlock: Path | None = None
-    project_install_mode: str = "dependencies_only"
-
-
-@dataclass(frozen=True, kw_only=True)
-class UVScript(PipOptions):
-    """``from_uv_script``: the ``dependencies`` of a script's PEP 723 block."""
-
-    script: Path
-
-
 @dataclass(frozen=True)
-class EnvVars:
-    """``with_env_vars``: variables set in the image, as (name, value) pairs."""
-
-    env_vars: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Source:
-    """``with_source_folder`` / ``with_source_file``: local code copied into the image."""
-
-    src: Path
-    dst: str = "."
-    is_dir: bool = True
-
-
-@dataclass(frozen=True)
-class BuildStep:
-    """A call that only an image build can realise (``with_apt_packages('wget')``)."""
-
-    call: str
-
-
-@dataclass(frozen=True)
-class NoEffect:
-    """A call about building or laying out the image that no flyray run needs."""
-
-    call: str
-    why: str
-
-
-Layer = PipPackages | Requirements | UVProject | UVScript | EnvVars | Source | BuildStep | NoEffect
-
-
-# --- the image --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Image:
+class Image(BuildCalls):
     """A container image as Flyte's builder describes it, realised by flyray without a build.
 
     Start with a ``from_*`` class method and add layers with ``with_*`` methods; each returns a
@@ -137,7 +55,7 @@ class Image:
     registry: str | None = None
     name: str | None = None
     platform: tuple[str, ...] = ("linux/amd64",)
-    python_version: tuple[int, int] = field(default_factory=_python)
+    python_version: tuple[int, int] = field(default_factory=check.this_python)
     extendable: bool = False
     _layers: tuple[Layer, ...] = ()
     _ref_name: str | None = None
@@ -175,10 +93,12 @@ class Image:
         ``flyte_version`` and ``install_flyte`` are accepted and have no effect (no build).
         """
         return cls._new(
-            registry=_optional_text("Image.from_debian_base(registry)", registry),
-            name=_optional_text("Image.from_debian_base(name)", name),
-            platform=_platform("Image.from_debian_base(platform)", platform, _DEBIAN_PLATFORMS),
-            python_version=_python_version(
+            registry=check.optional_text("Image.from_debian_base(registry)", registry),
+            name=check.optional_text("Image.from_debian_base(name)", name),
+            platform=check.platform(
+                "Image.from_debian_base(platform)", platform, _DEBIAN_PLATFORMS
+            ),
+            python_version=check.python_version(
                 "Image.from_debian_base(python_version)", python_version
             ),
             extendable=True,
@@ -188,12 +108,14 @@ class Image:
     @classmethod
     def from_base(cls, image_uri: str) -> Image:
         """A pre-built image, used as it is for every KubeRay container."""
-        return cls._new(base_image=_text("Image.from_base(image_uri)", image_uri), extendable=True)
+        return cls._new(
+            base_image=check.text("Image.from_base(image_uri)", image_uri), extendable=True
+        )
 
     @classmethod
     def from_ref_name(cls, name: str = "default") -> Image:
         """An image named in Flyte's config (``image.refs``), which flyray does not read."""
-        name = _text("Image.from_ref_name(name)", name)
+        name = check.text("Image.from_ref_name(name)", name)
         return cls._new(name=name, _ref_name=name, extendable=True)
 
     @classmethod
@@ -202,10 +124,10 @@ class Image:
     ) -> Image:
         """An image built from a Dockerfile: recorded, refused where an image is used."""
         return cls._new(
-            dockerfile=_path("Image.from_dockerfile(file)", file),
-            registry=_text("Image.from_dockerfile(registry)", registry),
-            name=_text("Image.from_dockerfile(name)", name),
-            platform=_platform("Image.from_dockerfile(platform)", platform, ("linux/amd64",)),
+            dockerfile=check.path("Image.from_dockerfile(file)", file),
+            registry=check.text("Image.from_dockerfile(registry)", registry),
+            name=check.text("Image.from_dockerfile(name)", name),
+            platform=check.platform("Image.from_dockerfile(platform)", platform, ("linux/amd64",)),
         )
 
     @classmethod
@@ -227,14 +149,14 @@ class Image:
         """The default image plus the ``dependencies`` of the script's PEP 723 block."""
         where = "Image.from_uv_script"
         layer = UVScript(
-            script=_path(f"{where}(script)", script),
-            **_pip_options(where, index_url, extra_index_urls, pre, extra_args, secret_mounts),
+            script=check.path(f"{where}(script)", script),
+            **check.pip_options(where, index_url, extra_index_urls, pre, extra_args, secret_mounts),
         )
         base = cls.from_debian_base(
             python_version=python_version,
             registry=registry,
             registry_secret=registry_secret,
-            name=_text(f"{where}(name)", name),
+            name=check.text(f"{where}(name)", name),
             platform=platform,
         )
         return base._add(layer)
@@ -256,7 +178,7 @@ class Image:
         base = cls.from_debian_base(
             registry=registry, registry_secret=registry_secret, name=name, platform=platform
         )
-        return base._add(BuildStep(_call("from_pixi_script", str(script))))
+        return base._add(BuildStep(recorded_call("from_pixi_script", str(script))))
 
     def clone(
         self,
@@ -273,13 +195,14 @@ class Image:
         changes: dict[str, Any] = {
             "registry": registry or self.registry,
             "name": name or self.name,
-            "base_image": _optional_text("Image.clone(base_image)", base_image) or self.base_image,
+            "base_image": check.optional_text("Image.clone(base_image)", base_image)
+            or self.base_image,
             "_registry_secret": registry_secret or self._registry_secret,
-            "platform": _platform("Image.clone(platform)", platform, self.platform),
+            "platform": check.platform("Image.clone(platform)", platform, self.platform),
             "extendable": self.extendable if extendable is None else bool(extendable),
         }
         if python_version is not None:
-            changes["python_version"] = _python_version(
+            changes["python_version"] = check.python_version(
                 "Image.clone(python_version)", python_version
             )
         image = replace(self, **changes, _token=_TOKEN)
@@ -304,8 +227,10 @@ class Image:
         where = "Image.with_pip_packages"
         return self._add(
             PipPackages(
-                packages=tuple(_text(f"{where}(packages)", p) for p in packages),
-                **_pip_options(where, index_url, extra_index_urls, pre, extra_args, secret_mounts),
+                packages=tuple(check.text(f"{where}(packages)", p) for p in packages),
+                **check.pip_options(
+                    where, index_url, extra_index_urls, pre, extra_args, secret_mounts
+                ),
             )
         )
 
@@ -320,13 +245,15 @@ class Image:
     ) -> Image:
         """A requirements file (``.txt``), read when a run is rendered, relative to the cwd."""
         where = "Image.with_requirements"
-        path = _path(f"{where}(file)", file)
+        path = check.path(f"{where}(file)", file)
         if path.suffix != ".txt":
             raise ConfigError(f"{where}(file)", str(file), "must be a .txt file")
         return self._add(
             Requirements(
                 file=path,
-                **_pip_options(where, index_url, extra_index_urls, pre, extra_args, secret_mounts),
+                **check.pip_options(
+                    where, index_url, extra_index_urls, pre, extra_args, secret_mounts
+                ),
             )
         )
 
@@ -343,7 +270,7 @@ class Image:
     ) -> Image:
         """A uv project's ``[project] dependencies`` (the lock is not used: nothing is built)."""
         where = "Image.with_uv_project"
-        pyproject = _path(f"{where}(pyproject_file)", pyproject_file)
+        pyproject = check.path(f"{where}(pyproject_file)", pyproject_file)
         if project_install_mode not in _INSTALL_MODES:
             rule = f"must be one of {', '.join(map(repr, _INSTALL_MODES))}"
             raise ConfigError(f"{where}(project_install_mode)", project_install_mode, rule)
@@ -352,9 +279,11 @@ class Image:
         return self._add(
             UVProject(
                 pyproject=pyproject,
-                uvlock=None if uvlock is None else _path(f"{where}(uvlock)", uvlock),
+                uvlock=None if uvlock is None else check.path(f"{where}(uvlock)", uvlock),
                 project_install_mode=project_install_mode,
-                **_pip_options(where, index_url, extra_index_urls, pre, extra_args, secret_mounts),
+                **check.pip_options(
+                    where, index_url, extra_index_urls, pre, extra_args, secret_mounts
+                ),
             )
         )
 
@@ -370,85 +299,30 @@ class Image:
         self, src: Path, dst: str = ".", copy_contents_only: bool = False
     ) -> Image:
         """A local folder: shipped with the task's code bundle when it lies in the project."""
-        path = _path("Image.with_source_folder(src)", src)
+        path = check.path("Image.with_source_folder(src)", src)
         if not copy_contents_only and dst == ".":
             dst = f"./{path.name}"
-        return self._add(Source(path, _text("Image.with_source_folder(dst)", dst), is_dir=True))
+        return self._add(
+            Source(path, check.text("Image.with_source_folder(dst)", dst), is_dir=True)
+        )
 
     def with_source_file(self, src: Path | list[Path], dst: str = ".") -> Image:
         """Local files: shipped with the task's code bundle when they lie in the project."""
         where = "Image.with_source_file(src)"
-        paths = [_path(where, p) for p in src] if isinstance(src, list) else [_path(where, src)]
+        paths = (
+            [check.path(where, p) for p in src]
+            if isinstance(src, list)
+            else [check.path(where, src)]
+        )
         names = [p.name for p in paths]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(where, duplicates, f"would overwrite each other in {dst!r}")
-        dst = _text("Image.with_source_file(dst)", dst)
+        dst = check.text("Image.with_source_file(dst)", dst)
         image = self
         for path in paths:
             image = image._add(Source(path, dst, is_dir=False))
         return image
-
-    # --- what needs a build, or nothing ---------------------------------------------------
-
-    def with_apt_packages(self, *packages: str, secret_mounts: Any = None) -> Image:
-        """Debian packages: need a build (recorded, refused where an image is used)."""
-        return self._add(BuildStep(_call("with_apt_packages", *packages)))
-
-    def with_commands(self, commands: list[str], secret_mounts: Any = None) -> Image:
-        """Shell commands run while building: need a build (recorded)."""
-        listed = list(commands) if isinstance(commands, (list, tuple)) else [commands]
-        return self._add(BuildStep(_call("with_commands", listed)))
-
-    def with_poetry_project(
-        self,
-        pyproject_file: str | Path,
-        poetry_lock: Path | None = None,
-        extra_args: str | None = None,
-        secret_mounts: Any = None,
-        project_install_mode: str = "dependencies_only",
-    ) -> Image:
-        """A Poetry project: needs a build (recorded)."""
-        return self._add(BuildStep(_call("with_poetry_project", str(pyproject_file))))
-
-    def with_pixi_project(
-        self,
-        manifest_file: str | Path,
-        pixi_lock: Path | None = None,
-        environment: str = "default",
-        extra_args: str | None = None,
-        secret_mounts: Any = None,
-        project_install_mode: str = "dependencies_only",
-    ) -> Image:
-        """A pixi project (conda and PyPI packages): needs a build (recorded)."""
-        return self._add(BuildStep(_call("with_pixi_project", str(manifest_file))))
-
-    def with_local_v2(self) -> Image:
-        """Flyte's locally built wheels: need a build (recorded)."""
-        return self._add(BuildStep("with_local_v2()"))
-
-    def with_local_rs_controller(self) -> Image:
-        """Flyte's locally built controller wheel: needs a build (recorded)."""
-        return self._add(BuildStep("with_local_rs_controller()"))
-
-    def with_local_v2_plugins(self, plugins: str | list[str] | None = None) -> Image:
-        """Flyte's locally built plugin wheels: need a build (recorded)."""
-        return self._add(BuildStep(_call("with_local_v2_plugins", plugins)))
-
-    def with_workdir(self, workdir: str) -> Image:
-        """The image's working directory: no effect, a Ray job runs in its own working_dir."""
-        why = "a Ray job runs in the working_dir Ray unpacks the task's code bundle into"
-        return self._add(NoEffect(_call("with_workdir", workdir), why))
-
-    def with_dockerignore(self, path: Path) -> Image:
-        """Files left out of a build context: no effect, nothing is built."""
-        why = "nothing is built; the code bundle leaves out what .gitignore lists"
-        return self._add(NoEffect(_call("with_dockerignore", str(path)), why))
-
-    def with_code_bundle(self, copy_style: str = "loaded_modules", dst: str = ".") -> Image:
-        """Code baked into the image: no effect, flyray ships every run's code bundle anyway."""
-        why = "flyray ships the task's project to the cluster as the job's working_dir"
-        return self._add(NoEffect(_call("with_code_bundle", copy_style), why))
 
     # --- reading it -----------------------------------------------------------------------
 
@@ -463,7 +337,7 @@ class Image:
     def validate(self) -> None:
         """Check that the local files the layers name exist (a run checks this too)."""
         for layer in self._layers:
-            path = _layer_file(layer)
+            path = layer_file(layer)
             if path is not None and not path.exists():
                 raise ConfigError("Image", str(path), "must name a file or folder that exists")
 
@@ -478,79 +352,3 @@ def as_image(field_name: str, value: object) -> Image | str | None:
     if isinstance(value, str) and value.strip():
         return value
     raise ConfigError(field_name, value, "must be 'auto', a container image name or a flyray.Image")
-
-
-# --- argument checks --------------------------------------------------------------------
-
-
-def _layer_file(layer: Layer) -> Path | None:
-    if isinstance(layer, Requirements):
-        return layer.file
-    if isinstance(layer, UVProject):
-        return layer.pyproject
-    if isinstance(layer, UVScript):
-        return layer.script
-    if isinstance(layer, Source):
-        return layer.src
-    return None
-
-
-def _pip_options(
-    where: str,
-    index_url: str | None,
-    extra_index_urls: str | Iterable[str] | None,
-    pre: bool,
-    extra_args: str | None,
-    secret_mounts: Any,
-) -> dict[str, Any]:
-    extra = (extra_index_urls,) if isinstance(extra_index_urls, str) else extra_index_urls or ()
-    mounts = secret_mounts if isinstance(secret_mounts, (list, tuple)) else [secret_mounts]
-    return {
-        "index_url": _optional_text(f"{where}(index_url)", index_url),
-        "extra_index_urls": tuple(_text(f"{where}(extra_index_urls)", u) for u in extra),
-        "pre": bool(pre),
-        "extra_args": _optional_text(f"{where}(extra_args)", extra_args),
-        "secret_mounts": tuple(m for m in mounts if m is not None),
-    }
-
-
-def _call(method: str, *args: Any) -> str:
-    """``with_apt_packages('wget', 'git')``: how a recorded call reads in messages."""
-    return f"{method}({', '.join(repr(a) for a in args)})"
-
-
-def _text(field_name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(field_name, value, "must be a non-empty string")
-    return value
-
-
-def _optional_text(field_name: str, value: object) -> str | None:
-    return None if value is None else _text(field_name, value)
-
-
-def _path(field_name: str, value: object) -> Path:
-    if isinstance(value, Path):
-        return value
-    return Path(_text(field_name, value))
-
-
-def _python_version(field_name: str, value: object) -> tuple[int, int]:
-    if value is None:
-        return _python()
-    if (
-        not isinstance(value, tuple)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        raise ConfigError(field_name, value, "must be a (major, minor) tuple such as (3, 11)")
-    return value  # type: ignore[return-value]
-
-
-def _platform(field_name: str, value: object, default: tuple[str, ...]) -> tuple[str, ...]:
-    if value is None:
-        return default
-    values = (value,) if isinstance(value, str) else value
-    if not isinstance(values, (tuple, list)) or not values:
-        raise ConfigError(field_name, value, "must be a platform or a tuple of them")
-    return tuple(_text(field_name, v) for v in values)

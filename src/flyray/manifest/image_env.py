@@ -20,10 +20,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from flyray.config.image import (
+from flyray.config.image import Image
+from flyray.config.image_layers import (
     BuildStep,
     EnvVars,
-    Image,
     NoEffect,
     PipOptions,
     PipPackages,
