@@ -71,10 +71,8 @@ class WorkerNodeConfig:
         check_dns1123_label(f"{where}.group_name", self.group_name)
         for name in ("replicas", "min_replicas", "max_replicas"):
             value = getattr(self, name)
-            if value is None and name != "replicas":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{where}.{name}", value, "must be an integer >= 0")
+            if value is not None or name == "replicas":
+                _check_whole_number(f"{where}.{name}", value)
         lo, hi = self.min_replicas, self.max_replicas
         if lo is not None and hi is not None and lo > hi:
             raise ConfigError(f"{where}.min_replicas", lo, f"must be <= max_replicas ({hi})")
@@ -119,11 +117,8 @@ class AutoscalerOptionsConfig:
                 f"must be an AutoscalerOptionsConfig.UpscalingMode value or one of "
                 f"{_UPSCALING_MODES}",
             )
-        seconds = self.idle_timeout_seconds
-        if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0
-        ):
-            raise ConfigError(f"{where}.idle_timeout_seconds", seconds, "must be an integer >= 0")
+        if self.idle_timeout_seconds is not None:
+            _check_whole_number(f"{where}.idle_timeout_seconds", self.idle_timeout_seconds)
         if self.image is not None and (not isinstance(self.image, str) or not self.image.strip()):
             raise ConfigError(f"{where}.image", self.image, "must be a non-empty string")
         if self.resources is not None and not isinstance(self.resources, Resources):
@@ -301,12 +296,17 @@ def _check_type(field_name: str, value: object, expected: type) -> None:
         raise ConfigError(field_name, value, f"must be a {expected.__name__}")
 
 
+def _check_whole_number(field_name: str, value: object, minimum: int = 0, why: str = "") -> int:
+    """An int of at least ``minimum`` (a bool is no number here); ``why`` ends the rule."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(field_name, value, f"must be an integer >= {minimum}{why}")
+    return value
+
+
 def _check_ttl(ttl: object, shutdown: bool) -> None:
     if ttl is None:
         return
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
-        raise ConfigError("ttl_seconds_after_finished", ttl, "must be an integer >= 0")
-    if ttl > 0 and not shutdown:
+    if _check_whole_number("ttl_seconds_after_finished", ttl) > 0 and not shutdown:
         raise ConfigError(
             "ttl_seconds_after_finished",
             ttl,
@@ -315,14 +315,9 @@ def _check_ttl(ttl: object, shutdown: bool) -> None:
 
 
 def _check_pre_running_deadline(seconds: object) -> None:
-    if seconds is None:
-        return
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
-        raise ConfigError(
-            "pre_running_deadline_seconds",
-            seconds,
-            "must be an integer >= 1 (seconds for the cluster to be ready and the job running)",
-        )
+    if seconds is not None:
+        why = " (seconds for the cluster to be ready and the job running)"
+        _check_whole_number("pre_running_deadline_seconds", seconds, 1, why)
 
 
 def _check_runtime_env(runtime_env: object) -> None:
