@@ -71,22 +71,6 @@ def test_timeout_interrupts_a_local_run():
         spin()
 
 
-def test_env_vars_are_set_during_a_local_run_only(monkeypatch):
-    monkeypatch.delenv("FLYRAY_TEST_VAR", raising=False)
-    env = TaskEnvironment("plain", env_vars={"FLYRAY_TEST_VAR": "yes"})
-
-    @env.task
-    def read() -> str | None:
-        import os
-
-        return os.environ.get("FLYRAY_TEST_VAR")
-
-    assert read() == "yes"
-    import os
-
-    assert "FLYRAY_TEST_VAR" not in os.environ
-
-
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

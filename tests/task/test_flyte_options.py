@@ -314,28 +314,6 @@ def test_override_of_a_reused_environment_needs_reusable_off():
     assert unshared.env.env_vars == {"A": "1"} and not unshared.reuses_cluster
 
 
-@env.task
-async def reads_x() -> str | None:
-    await asyncio.sleep(0.1)  # both calls are inside their environments now
-    import os
-
-    return os.environ.get("FLYRAY_TEST_X")
-
-
-def test_concurrent_calls_with_clashing_env_vars_are_warned():
-    async def main() -> list:
-        return await asyncio.gather(
-            reads_x.override(env_vars={"FLYRAY_TEST_X": "a"}).aio(),
-            reads_x.override(env_vars={"FLYRAY_TEST_X": "b"}).aio(),
-        )
-
-    with pytest.warns(flyray.FlyrayWarning, match="FLYRAY_TEST_X to different values"):
-        asyncio.run(main())
-    import os
-
-    assert "FLYRAY_TEST_X" not in os.environ
-
-
 @env.task(timeout=0.2)
 def swallows_errors() -> str:
     import time
@@ -383,18 +361,3 @@ def test_a_task_error_type_with_its_own_init_is_copied_faithfully():
     assert (str(copy), copy.args, copy.code) == ("bad input", ("bad input",), "_Raised")
     assert type(pickle.loads(pickle.dumps(ValueError("x")))) is ValueError
     assert type(pickle.loads(pickle.dumps(errors.as_user_error(ValueError("x"))))) is ValueError
-
-
-@env.task
-async def nests_x() -> str | None:
-    return await reads_x.override(env_vars={"FLYRAY_TEST_X": "inner"}).aio()
-
-
-def test_a_nested_call_may_set_its_own_value_without_a_warning():
-    import os
-
-    outer = nests_x.override(env_vars={"FLYRAY_TEST_X": "outer"})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", flyray.FlyrayWarning)
-        assert asyncio.run(outer.aio()) == "inner"
-    assert "FLYRAY_TEST_X" not in os.environ
