@@ -1,5 +1,4 @@
-"""Name rules: environment names are snake or kebab case; Kubernetes needs DNS-1123 names;
-environment variables need shell names."""
+"""Name rules: environments in snake or kebab case, Kubernetes DNS-1123, env vars shell names."""
 
 from __future__ import annotations
 
