@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from flyray.errors import ConfigError, SubmissionError
-from flyray.executors.localcluster.nodes import LocalRayCluster, NodeSpec, NodeStartError, free_port
+from flyray.errors import ConfigError, NodeStartError, SubmissionError
+from flyray.executors.localcluster.nodes import LocalRayCluster, NodeSpec, free_port
 
 # -- without Ray ---------------------------------------------------------------------------
 

@@ -52,12 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flyray.errors import ConfigError, SubmissionError
+from flyray.errors import ConfigError, NodeStartError
 
 __all__ = [
     "LocalRayCluster",
     "NodeSpec",
-    "NodeStartError",
     "free_port",
     "is_running",
     "leaders_under",
@@ -111,10 +110,6 @@ _TYPED_PARAMS = {
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # Variables a node must not inherit: they point clients at some other cluster or token.
 _CLIENT_VARS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
-
-
-class NodeStartError(SubmissionError, RuntimeError):
-    """A Ray node of a local cluster did not come up; the message names it and its log file."""
 
 
 def free_port() -> int:

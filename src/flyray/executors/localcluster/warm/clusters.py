@@ -21,10 +21,9 @@ from typing import Any
 
 from flyray.config.names import check_dns1123_label
 from flyray.config.settings import Settings
-from flyray.errors import ConfigError
+from flyray.errors import ConfigError, NodeStartError
 from flyray.executors.base import ProgressCallback
 from flyray.executors.localcluster.nodes import (
-    NodeStartError,
     is_running,
     leaders_under,
     start_time,
