@@ -27,7 +27,7 @@ from flyray.store.record import RunStatus, utc_now
 from flyray.task.base import FunctionTask
 
 if TYPE_CHECKING:
-    from flyray.executors.localcluster.nodes import LocalRayCluster
+    from flyray.executors.localcluster.cluster import LocalRayCluster
     from flyray.executors.localcluster.warm.registry import Registry, WarmCluster
 
 __all__ = ["LocalClusterExecutor", "new_cluster"]
@@ -190,7 +190,7 @@ def new_cluster(
 
     ``root`` is its temp dir (kept at stop()), else a new /tmp/flyray-* removed at stop().
     """
-    from flyray.executors.localcluster.nodes import LocalRayCluster
+    from flyray.executors.localcluster.cluster import LocalRayCluster
     from flyray.executors.localcluster.topology import cluster_nodes
 
     head, workers = cluster_nodes(manifest)

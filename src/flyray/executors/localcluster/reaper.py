@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from flyray.executors.localcluster.nodes import terminate_nodes
+from flyray.executors.localcluster.procs import terminate_nodes
 
 __all__ = ["main", "start_reaper"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from flyray.config.quantities import parse_quantity
 from flyray.errors import ManifestError
-from flyray.executors.localcluster.nodes import NodeSpec
+from flyray.executors.localcluster.raystart import NodeSpec
 
 __all__ = ["GROUP_LABEL", "GROUP_RESOURCE_UNITS", "cluster_nodes"]
 

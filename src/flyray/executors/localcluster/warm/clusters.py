@@ -23,7 +23,7 @@ from flyray.config.names import check_dns1123_label
 from flyray.config.settings import Settings
 from flyray.errors import ConfigError, NodeStartError
 from flyray.executors.base import ProgressCallback
-from flyray.executors.localcluster.nodes import (
+from flyray.executors.localcluster.procs import (
     is_running,
     leaders_under,
     start_time,
