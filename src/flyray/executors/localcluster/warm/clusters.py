@@ -224,7 +224,7 @@ def _start(
     registry: Registry, entry: WarmCluster, manifest: Mapping[str, Any], report: ProgressCallback
 ) -> None:
     """Start the reserved cluster and hand it to its keeper; on failure, undo everything."""
-    from flyray.executors.localcluster.executor import new_cluster
+    from flyray.executors.localcluster.topology import new_cluster
 
     root = Path(entry.temp_dir)
     cluster = new_cluster(manifest, report, root=root)
