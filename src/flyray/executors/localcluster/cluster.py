@@ -35,7 +35,6 @@ import os
 import secrets
 import shutil
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -45,14 +44,17 @@ from typing import Any
 
 from flyray.errors import ConfigError, NodeStartError
 from flyray.executors.localcluster.procs import forget_at_exit, stop_at_exit, terminate_nodes
-from flyray.executors.localcluster.raystart import Node, NodeSpec, plan_nodes
+from flyray.executors.localcluster.raystart import (
+    MAX_TEMP_DIR_LEN,
+    Node,
+    NodeSpec,
+    new_temp_dir,
+    plan_nodes,
+)
 
 __all__ = ["LocalRayCluster"]
 
 _POLL_S = 0.1
-# Ray's longest unix socket path is <temp_dir>/n<k>/session_<date>_<time>_<us>_<pid>/sockets/
-# plasma_store: 64 characters past a node's temp dir (7-digit pid), 5 more for /n<k>; Linux: 107.
-_MAX_TEMP_DIR_LEN = 107 - 64 - 5
 # An HTTP opener that ignores http_proxy & co: every request here goes to 127.0.0.1.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # Variables a node must not inherit: they point clients at some other cluster or token.
@@ -90,8 +92,8 @@ class LocalRayCluster:
         if len(set(names)) != len(names):
             raise ConfigError("node names", names, "must be unique (they name the log files)")
         root = Path(root).absolute() if root is not None else None
-        if root is not None and len(str(root)) > _MAX_TEMP_DIR_LEN:
-            rule = f"must be at most {_MAX_TEMP_DIR_LEN} characters (Ray's unix socket paths)"
+        if root is not None and len(str(root)) > MAX_TEMP_DIR_LEN:
+            rule = f"must be at most {MAX_TEMP_DIR_LEN} characters (Ray's unix socket paths)"
             raise ConfigError("root", str(root), rule)
         self.head = head
         self.workers = tuple(workers)
@@ -212,8 +214,7 @@ class LocalRayCluster:
     def _prepare_files(self) -> None:
         """Create the temp and log dirs and write a fresh random auth token (mode 0600)."""
         if self._root is None:
-            tmp = "/tmp" if Path("/tmp").is_dir() else tempfile.gettempdir()
-            self._temp_dir = Path(tempfile.mkdtemp(prefix="flyray-", dir=tmp))
+            self._temp_dir = new_temp_dir()
         else:
             self._temp_dir = self._root
             self._temp_dir.mkdir(parents=True, exist_ok=True)
@@ -369,8 +370,8 @@ class LocalRayCluster:
     def detach(self) -> dict[int, int]:
         """Leave the cluster running past this object (and this process); returns ``leaders()``.
 
-        Whoever takes it over stops it with ``terminate_nodes(leaders, ...)`` and removes
-        ``temp_dir``: see ``flyray.executors.localcluster.reaper``.
+        Whoever takes it over stops it and removes ``temp_dir`` with ``procs.stop_detached``:
+        see ``flyray.executors.localcluster.reaper``.
         """
         if self._channel is not None:
             self._channel.close()

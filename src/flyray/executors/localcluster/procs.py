@@ -1,4 +1,4 @@
-"""The processes of local Ray clusters, read from /proc: know them, stop them, clean up at exit.
+"""The processes of local Ray clusters: started as session leaders, known from /proc, stopped.
 
 Every process flyray leaves running (a node's ``ray start --block``, a reaper) leads a session
 of its own, and Ray's processes keep their node's session, so a node is stopped by its leader and
@@ -13,26 +13,48 @@ import atexit
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 __all__ = [
     "forget_at_exit",
     "is_running",
     "leaders_under",
+    "start_leader",
     "start_time",
     "stop_at_exit",
+    "stop_detached",
     "terminate_nodes",
+    "terminate_process",
 ]
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
+
+
+def start_leader(
+    argv: Sequence[str],
+    *,
+    stdout: IO[bytes] | int,
+    stderr: IO[bytes] | int,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as the leader of a new session, so that it can be stopped as a group."""
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def start_time(pid: int) -> int | None:
@@ -96,6 +118,25 @@ def terminate_nodes(
         _kill_if_same(pid, start)
     if not _wait_gone(children, sessions, tracked, time.monotonic() + 10.0):
         log.error("Ray processes survived SIGKILL: %s", sorted(_alive(tracked)))
+
+
+def stop_detached(
+    leaders: Mapping[int, int], temp_dir: Path | str | None, *, timeout: float = 5.0
+) -> None:
+    """Stop a detached cluster's nodes (``terminate_nodes``), then remove its temp dir."""
+    terminate_nodes(leaders, timeout=timeout)
+    if temp_dir:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def terminate_process(pid: int, start: int, *, timeout: float) -> None:
+    """SIGTERM one process if it still runs, and wait until it is gone (at most ``timeout``)."""
+    if is_running(pid, start):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while is_running(pid, start) and time.monotonic() <= deadline:
+        time.sleep(_POLL_S)
 
 
 # -- clean-up at exit ----------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """One Ray node as a ``ray start --block`` process: its spec, ports, flags, start and output.
 
 A NodeSpec says what a node offers (CPUs, GPUs, memory, resources, labels, KubeRay-style
-rayStartParams); ``plan_nodes`` gives every node of a cluster its own free ports and temp dir,
-and ``Node`` starts it and reads its output. Every port is chosen here (above 20000, out of
-Ray's worker port range) so that several clusters and a plain ``ray.init()`` can share a host.
+rayStartParams); ``plan_nodes`` gives every node of a cluster its own free ports and a temp dir
+under the cluster's private one (``new_temp_dir``), and ``Node`` starts it and reads its output.
+Every port is chosen here (above 20000, out of Ray's worker port range) so that several clusters
+and a plain ``ray.init()`` can share a host.
 """
 
 from __future__ import annotations
@@ -15,19 +16,23 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flyray.errors import ConfigError, NodeStartError
-from flyray.executors.localcluster.procs import start_time
+from flyray.executors.localcluster.procs import start_leader, start_time
 
-__all__ = ["Node", "NodeSpec", "free_port", "plan_nodes"]
+__all__ = ["MAX_TEMP_DIR_LEN", "Node", "NodeSpec", "free_port", "new_temp_dir", "plan_nodes"]
 
 log = logging.getLogger(__name__)
 
 _MIN_PORT = 20000  # Ray's default worker ports are 10002-19999
 _CLIENT_SPECIFIC_PORTS = range(23000, 24000)  # every Ray Client proxy hands these out
+# Ray's longest unix socket path is <temp_dir>/n<k>/session_<date>_<time>_<us>_<pid>/sockets/
+# plasma_store: 64 characters past a node's temp dir (7-digit pid), 5 more for /n<k>; Linux: 107.
+MAX_TEMP_DIR_LEN = 107 - 64 - 5
 _LOG_TAIL_CHARS = 2000
 _STARTED_MARK = b"Ray runtime started."
 # rayStartParams this module sets itself; a NodeSpec's params cannot change them.
@@ -213,14 +218,7 @@ class Node:
         """Start `ray start --block` as the leader of a new session, its output to the logs."""
         log.debug("starting Ray node %s: %s", self.spec.name, " ".join(argv))
         with self.out_log.open("wb") as out, self.err_log.open("wb") as err:
-            self.process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=env,
-                start_new_session=True,
-            )
+            self.process = start_leader(argv, stdout=out, stderr=err, env=env)
         self.started_at = start_time(self.process.pid) or 0
 
     def started(self) -> bool:
@@ -240,6 +238,12 @@ class Node:
             if text:
                 return text[-_LOG_TAIL_CHARS:]
         return ""
+
+
+def new_temp_dir() -> Path:
+    """A new private temp dir for a cluster, /tmp/flyray-* (short: Ray's socket paths must fit)."""
+    tmp = "/tmp" if Path("/tmp").is_dir() else tempfile.gettempdir()
+    return Path(tempfile.mkdtemp(prefix="flyray-", dir=tmp))
 
 
 def plan_nodes(specs: Sequence[NodeSpec], temp_dir: Path, log_dir: Path) -> list[Node]:
