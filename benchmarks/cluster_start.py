@@ -6,12 +6,12 @@ started two ways in the same run, alternating (the order flips every round):
 
 - parallel: ``LocalRayCluster(head, workers).start()``: the head, then all workers at once; it
   returns when the GCS counts every node alive and every ``ray start`` is done.
-- sequential: the same nodes started by hand, one ``ray start --block`` process after another, each
-  in its own session, with the same kind of flags as ``flyray.executors.localcluster.nodes`` (free
-  ports above 20000, ``--node-ip-address=127.0.0.1``, a private ``--temp-dir`` per worker, the same
-  resource flags, token auth through ``RAY_AUTH_MODE``/``RAY_AUTH_TOKEN_PATH``); each node must
-  have printed "Ray runtime started." before the next one starts, and at the end the GCS must count
-  all nodes alive (the same "up" as the parallel start).
+- sequential: the same nodes started by hand, one ``ray start --block`` process after another,
+  each in its own session, with the same kind of flags as ``flyray.executors.localcluster.raystart``
+  (free ports above 20000, ``--node-ip-address=127.0.0.1``, a private ``--temp-dir`` per worker, the
+  same resource flags, token auth through ``RAY_AUTH_MODE``/``RAY_AUTH_TOKEN_PATH``); each node
+  must have printed "Ray runtime started." before the next one starts, and at the end the GCS must
+  count all nodes alive (the same "up" as the parallel start).
 
 Both run without the dashboard (``--include-dashboard=false``), which keeps the comparison about
 nodes. After every run everything is stopped (``LocalRayCluster.stop()``; SIGTERM to each
@@ -129,7 +129,7 @@ def new_root() -> Path:
 
 def run_parallel(head: Any, workers: Sequence[Any]) -> float:
     """Seconds for ``LocalRayCluster(...).start()``; stops it and checks for survivors."""
-    from flyray.executors.localcluster.nodes import LocalRayCluster
+    from flyray.executors.localcluster.cluster import LocalRayCluster
 
     root = new_root()
     cluster = LocalRayCluster(
@@ -185,7 +185,7 @@ def ray_executable() -> str:
 
 
 def write_token(root: Path) -> Path:
-    """A fresh random auth token in ``root/auth_token`` (mode 0600), as nodes.py writes it."""
+    """A fresh random auth token in ``root/auth_token`` (mode 0600), as cluster.py writes it."""
     path = root / "auth_token"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -205,7 +205,7 @@ def node_env(token_path: Path) -> dict[str, str]:
 
 def distinct_ports(count: int, taken: set[int]) -> list[int]:
     """``count`` free ports above 20000 that no other node of the run uses."""
-    from flyray.executors.localcluster.nodes import free_port
+    from flyray.executors.localcluster.raystart import free_port
 
     ports: list[int] = []
     while len(ports) < count:
@@ -219,7 +219,7 @@ def distinct_ports(count: int, taken: set[int]) -> list[int]:
 def node_argv(
     spec: Any, temp_dir: Path, gcs: str, head_ports: list[int], taken: set[int]
 ) -> list[str]:
-    """The `ray start --block` command line of one node, with the flags nodes.py uses."""
+    """The `ray start --block` command line of one node, with the flags raystart.py uses."""
     nm, om, listen, grpc_port, rt_env, metrics = distinct_ports(6, taken)
     argv = [
         ray_executable(),
@@ -275,7 +275,7 @@ def wait_until(
 
 
 def alive_nodes(gcs: str, token_path: Path) -> int:
-    """How many nodes the GCS counts alive (0 while it does not answer), as nodes.py asks it."""
+    """How many nodes the GCS counts alive (0 while it does not answer), as cluster.py asks it."""
     import grpc
     from ray.core.generated import gcs_pb2, gcs_service_pb2, gcs_service_pb2_grpc
 
@@ -307,7 +307,7 @@ def start_sequentially(
     gcs = f"127.0.0.1:{head_ports[0]}"
     deadline = time.monotonic() + START_TIMEOUT_S
     for index, spec in enumerate((head, *workers)):
-        temp_dir = root / f"n{index}" if index else root  # nodes.py: one temp dir per worker
+        temp_dir = root / f"n{index}" if index else root  # raystart.py: one temp dir per worker
         node = launch(spec, node_argv(spec, temp_dir, gcs, head_ports, taken), log_dir, env)
         nodes.append(node)
         wait_until(node.started, nodes, deadline, f"node {spec.name}")
@@ -336,7 +336,7 @@ def run_sequential(head: Any, workers: Sequence[Any]) -> float:
 def stop_by_hand(nodes: Sequence[HandNode], sessions: set[int]) -> None:
     """SIGTERM each `ray start` (it stops its children in order), then SIGKILL stragglers' groups.
 
-    A SIGTERM to a whole group instead leaves the GCS and `ray start` hanging (see nodes.py).
+    A SIGTERM to a whole group instead leaves the GCS and `ray start` hanging (see procs.py).
     """
     for node in nodes:
         if node.process.poll() is None:
@@ -472,7 +472,7 @@ def preload() -> None:
     import grpc  # noqa: F401
     from ray.core.generated import gcs_pb2, gcs_service_pb2, gcs_service_pb2_grpc  # noqa: F401
 
-    import flyray.executors.localcluster.nodes  # noqa: F401
+    import flyray.executors.localcluster.cluster  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from flyray.executors.localcluster.nodes import LocalRayCluster, NodeSpec
+from flyray.executors.localcluster.cluster import LocalRayCluster
+from flyray.executors.localcluster.raystart import NodeSpec
 
 
 @pytest.fixture(scope="session")

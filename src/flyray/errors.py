@@ -7,7 +7,7 @@
     ├── ManifestError           a configuration that cannot be rendered for the target
     ├── RunStoreError           a run's record, data or code bundle cannot be stored or read
     ├── SubmissionError         a cluster could not be reached, authenticated or started
-    │   └── NodeStartError      a node of a local cluster did not come up (in executors.nodes)
+    │   └── NodeStartError      a node of a local cluster did not come up: names it and its log
     └── BaseRuntimeError        Flyte's names (``flyte.errors``): .code, .kind, .worker
         ├── RuntimeUserError    the user's code or configuration failed
         │   ├── TaskError       the task ran elsewhere and failed: run id, remote traceback, logs
@@ -37,6 +37,7 @@ __all__ = [
     "InitializationError",
     "ManifestError",
     "ModuleLoadError",
+    "NodeStartError",
     "NonRecoverableError",
     "OOMError",
     "PluginNotFoundError",
@@ -92,6 +93,10 @@ class RunStoreError(FlyrayError):
 
 class SubmissionError(FlyrayError):
     """Flyray could not reach, authenticate with or start the cluster it was asked to use."""
+
+
+class NodeStartError(SubmissionError, RuntimeError):
+    """A Ray node of a local cluster did not come up; the message names it and its log file."""
 
 
 class BaseRuntimeError(FlyrayError, RuntimeError):

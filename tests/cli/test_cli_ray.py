@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flyray.executors.localcluster.nodes import free_port
+from flyray.executors.localcluster.raystart import free_port
 from tests.procs import wait_until_gone
 
 ROOT = Path(__file__).parents[2]

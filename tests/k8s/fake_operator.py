@@ -94,7 +94,8 @@ from typing import Any
 import yaml
 
 from flyray.errors import ConfigError, ManifestError
-from flyray.executors.localcluster.nodes import LocalRayCluster, NodeSpec
+from flyray.executors.localcluster.cluster import LocalRayCluster
+from flyray.executors.localcluster.raystart import NodeSpec
 from flyray.executors.localcluster.topology import cluster_nodes
 from tests.k8s.store import (
     DNS1123_SUBDOMAIN,

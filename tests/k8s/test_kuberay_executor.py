@@ -318,7 +318,7 @@ def test_kubeconfig_context_and_namespace(tmp_path, monkeypatch):
 
 def test_unreachable_server_is_retried_then_reported(tmp_path, monkeypatch):
     from flyray.executors.kuberay import session as session_module
-    from flyray.executors.localcluster.nodes import free_port
+    from flyray.executors.localcluster.raystart import free_port
 
     server = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "kc", server=server)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flyray.entrypoint import command
-from flyray.executors.localcluster.nodes import LocalRayCluster
+from flyray.executors.localcluster.cluster import LocalRayCluster
 from flyray.store import RunStore, create_bundle
 
 from .conftest import ProjectFactory

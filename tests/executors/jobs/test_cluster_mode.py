@@ -14,7 +14,7 @@ import flyray
 import flyray.errors
 from flyray.cli.main import cli
 from flyray.executors.jobs.client import connect
-from flyray.executors.localcluster.nodes import free_port
+from flyray.executors.localcluster.raystart import free_port
 from flyray.store.record import RunStatus
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flyray.errors import ManifestError
-from flyray.executors.localcluster.nodes import NodeSpec
+from flyray.executors.localcluster.raystart import NodeSpec
 from flyray.executors.localcluster.topology import GROUP_LABEL, GROUP_RESOURCE_UNITS, cluster_nodes
 
 GIB = 2**30

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 import flyray
-from flyray.executors.localcluster.nodes import LocalRayCluster, NodeSpec
+from flyray.executors.localcluster.cluster import LocalRayCluster
+from flyray.executors.localcluster.raystart import NodeSpec
 from flyray.executors.localcluster.reaper import start_reaper
 from flyray.executors.localcluster.warm.clusters import clean_up
 from flyray.executors.localcluster.warm.registry import Process, Registry, WarmCluster

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from flyray.executors.localcluster.nodes import free_port
+from flyray.executors.localcluster.raystart import free_port
 from tests.k8s.real.certs import Credentials, make_credentials
 from tests.k8s.real.crds import install_crds
 from tests.k8s.real.process import ManagedProcess

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from flyray.executors.localcluster.nodes import free_port
+from flyray.executors.localcluster.raystart import free_port
 from tests.k8s.real.cluster import KubeStartError, RealKube
 from tests.k8s.real.process import ManagedProcess
 

@@ -122,7 +122,7 @@ class Outage:
 @pytest.mark.slow
 def test_a_run_outlives_a_second_without_a_healthy_api_server(kube_env, real_kube, operator):
     """For 1 s the load balancer in front of the API server accepts and closes connections."""
-    from flyray.executors.localcluster.nodes import free_port
+    from flyray.executors.localcluster.raystart import free_port
 
     proxy, server = real_kube.proxy, ("127.0.0.1", int(real_kube.server.rsplit(":", 1)[1]))
     nowhere = ("127.0.0.1", free_port())  # no backend: the proxy closes what it accepts

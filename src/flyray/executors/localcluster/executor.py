@@ -10,12 +10,9 @@ manifest's runs the job instead, and stays up; ``fresh=True`` never uses one.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flyray.config.settings import Settings
@@ -29,10 +26,9 @@ from flyray.store.record import RunStatus, utc_now
 from flyray.task.base import FunctionTask
 
 if TYPE_CHECKING:
-    from flyray.executors.localcluster.nodes import LocalRayCluster
     from flyray.executors.localcluster.warm.registry import Registry, WarmCluster
 
-__all__ = ["LocalClusterExecutor", "new_cluster"]
+__all__ = ["LocalClusterExecutor"]
 
 
 class LocalClusterExecutor(JobExecutor):
@@ -125,6 +121,8 @@ class LocalClusterExecutor(JobExecutor):
 
     def _run_transient(self, run: JobRun, report: ProgressCallback) -> RunStatus:
         """Start the cluster, run the job (with retries and deadline), tear the cluster down."""
+        from flyray.executors.localcluster.topology import new_cluster
+
         cluster = new_cluster(run.manifest, report)
         self.update(run, status=RunStatus.RUNNING, started_at=utc_now())
         status, keep = RunStatus.FAILED, 0.0
@@ -180,27 +178,6 @@ class LocalClusterExecutor(JobExecutor):
             with no_interrupts():
                 cluster.stop(timeout=5.0)  # a transient cluster: no need to drain it gently
         self.update(run, ended_at=utc_now())
-
-
-def new_cluster(
-    manifest: Mapping[str, Any], report: ProgressCallback, *, root: Path | None = None
-) -> LocalRayCluster:
-    """The (not yet started) local cluster a manifest declares; nodes coming up are reported.
-
-    ``root`` is its temp dir (kept at stop()), else a new /tmp/flyray-* removed at stop().
-    """
-    from flyray.executors.localcluster.nodes import LocalRayCluster
-    from flyray.executors.localcluster.topology import cluster_nodes
-
-    head, workers = cluster_nodes(manifest)
-    total = 1 + len(workers)
-    return LocalRayCluster(
-        head,
-        workers,
-        root=root,
-        env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
-        on_progress=lambda up, _: report(f"nodes up {up}/{total}"),
-    )
 
 
 def _ttl(manifest: Mapping[str, Any]) -> float:

@@ -18,7 +18,6 @@ either way. Started in a session of its own:
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from flyray.executors.localcluster.nodes import terminate_nodes
+from flyray.executors.localcluster.procs import start_leader, stop_detached
 
 __all__ = ["main", "start_reaper"]
 
@@ -56,13 +55,7 @@ def start_reaper(
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         with (Path(temp_dir) / "logs" / "reaper.err").open("ab") as log:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                start_new_session=True,
-            )
+            process = start_leader(argv, stdout=subprocess.DEVNULL, stderr=log)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return process.pid
@@ -85,8 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second `kill` must not cut this short
         if args.registry is not None:
             _mark(args.registry, args.name, stopping=True)  # no run may lease it any more
-        terminate_nodes(leaders, timeout=5.0)
-        shutil.rmtree(args.temp_dir, ignore_errors=True)
+        stop_detached(leaders, args.temp_dir)
         if args.registry is not None:
             _mark(args.registry, args.name, stopping=False)
     return 0

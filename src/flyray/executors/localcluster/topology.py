@@ -6,23 +6,27 @@ so what runs on this machine is what Kubernetes would get. From the Ray containe
 up; ``memory`` from the memory limit; ``num-gpus`` from any limit whose key ends in ``gpu``;
 a ``rayStartParams`` value always wins. Each worker node also gets its group as a node label
 (``flyray.io/group``) and as a custom resource, so ``@ray.remote(resources={GROUP: 1})``
-pins work to a group.
+pins work to a group. ``new_cluster`` makes those nodes a (not yet started) LocalRayCluster.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from flyray.config.quantities import parse_quantity
 from flyray.errors import ManifestError
-from flyray.executors.localcluster.nodes import NodeSpec
+from flyray.executors.localcluster.cluster import LocalRayCluster
+from flyray.executors.localcluster.raystart import NodeSpec
 
-__all__ = ["GROUP_LABEL", "GROUP_RESOURCE_UNITS", "cluster_nodes"]
+__all__ = ["GROUP_LABEL", "GROUP_RESOURCE_UNITS", "cluster_nodes", "new_cluster"]
 
 GROUP_LABEL = "flyray.io/group"
 GROUP_RESOURCE_UNITS = 1000  # per node: enough that the group resource never limits concurrency
@@ -45,6 +49,24 @@ def cluster_nodes(manifest: Mapping[str, Any]) -> tuple[NodeSpec, list[NodeSpec]
         for index in range(replicas * (group.get("numOfHosts") or 1)):
             workers.append(_node(f"{name}-{index}", group, group_name=name))
     return head, workers
+
+
+def new_cluster(
+    manifest: Mapping[str, Any], report: Callable[[str], None], *, root: Path | None = None
+) -> LocalRayCluster:
+    """The (not yet started) local cluster a manifest declares; nodes coming up are reported.
+
+    ``root`` is its temp dir (kept at stop()), else a new /tmp/flyray-* removed at stop().
+    """
+    head, workers = cluster_nodes(manifest)
+    total = 1 + len(workers)
+    return LocalRayCluster(
+        head,
+        workers,
+        root=root,
+        env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+        on_progress=lambda up, _: report(f"nodes up {up}/{total}"),
+    )
 
 
 def _node(

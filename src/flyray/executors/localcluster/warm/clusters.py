@@ -7,29 +7,26 @@ so no cluster outlives the next flyray command that looks at the registry.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 import shutil
-import signal
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flyray.config.names import check_dns1123_label
 from flyray.config.settings import Settings
-from flyray.errors import ConfigError
+from flyray.errors import ConfigError, NodeStartError
 from flyray.executors.base import ProgressCallback
-from flyray.executors.localcluster.nodes import (
-    NodeStartError,
+from flyray.executors.localcluster.procs import (
     is_running,
     leaders_under,
     start_time,
-    terminate_nodes,
+    stop_detached,
+    terminate_process,
 )
+from flyray.executors.localcluster.raystart import new_temp_dir
 from flyray.executors.localcluster.warm.match import cluster_key, explain
 from flyray.executors.localcluster.warm.registry import (
     RUNNING,
@@ -51,7 +48,6 @@ __all__ = [
 ]
 
 STOP_TIMEOUT_S = 60.0  # how long `down` waits for a keeper to stop its cluster
-_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -208,7 +204,6 @@ def _reservation(
     from flyray.executors.localcluster.topology import cluster_nodes
 
     _, workers = cluster_nodes(manifest)
-    tmp = "/tmp" if Path("/tmp").is_dir() else None  # short: Ray's socket paths must fit
     entry = WarmCluster(
         name=name,
         key=cluster_key(manifest),
@@ -217,7 +212,7 @@ def _reservation(
         owner=Process.current(),
         nodes=1 + len(workers),
     )
-    entry.temp_dir = tempfile.mkdtemp(prefix="flyray-", dir=tmp)
+    entry.temp_dir = str(new_temp_dir())
     return entry
 
 
@@ -225,7 +220,7 @@ def _start(
     registry: Registry, entry: WarmCluster, manifest: Mapping[str, Any], report: ProgressCallback
 ) -> None:
     """Start the reserved cluster and hand it to its keeper; on failure, undo everything."""
-    from flyray.executors.localcluster.executor import new_cluster
+    from flyray.executors.localcluster.topology import new_cluster
 
     root = Path(entry.temp_dir)
     cluster = new_cluster(manifest, report, root=root)
@@ -299,11 +294,7 @@ def _lease(registry: Registry, seen: WarmCluster) -> Lease | None:
 
 def _stop(registry: Registry, entry: WarmCluster) -> None:
     """SIGTERM the keeper and wait for it to stop the cluster; stop it here if it does not."""
-    keeper = entry.owner
-    if keeper.is_running():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(keeper.pid, signal.SIGTERM)
-        _wait(lambda: not keeper.is_running(), STOP_TIMEOUT_S)
+    terminate_process(entry.owner.pid, entry.owner.start, timeout=STOP_TIMEOUT_S)
     if registry.get(entry.name) is not None:
         _teardown(registry, entry)
 
@@ -311,10 +302,7 @@ def _stop(registry: Registry, entry: WarmCluster) -> None:
 def _teardown(registry: Registry, entry: WarmCluster) -> None:
     """Stop an entry's nodes from this process, remove its temp dir and the entry."""
     leaders = entry.leaders or (leaders_under(entry.temp_dir) if entry.temp_dir else {})
-    if leaders:
-        terminate_nodes(leaders, timeout=5.0)
-    if entry.temp_dir:
-        shutil.rmtree(entry.temp_dir, ignore_errors=True)
+    stop_detached(leaders, entry.temp_dir)
     _remove_if_owned(registry, entry.name, entry.owner)
 
 
@@ -329,13 +317,3 @@ def _remove_if_owned(registry: Registry, name: str, owner: Process) -> None:
 def _lost_nodes(leaders: Mapping[int, int]) -> list[int]:
     """The pids of the nodes (``ray start`` leaders) that no longer run."""
     return [pid for pid, start in leaders.items() if not is_running(pid, start)]
-
-
-def _wait(done: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``done`` until it is true or ``timeout`` passes; its last value."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(_POLL_S)
-    return True

@@ -42,13 +42,13 @@ class Process:
     @classmethod
     def current(cls) -> Process:
         """This process."""
-        from flyray.executors.localcluster.nodes import start_time
+        from flyray.executors.localcluster.procs import start_time
 
         return cls(os.getpid(), start_time(os.getpid()) or 0)
 
     def is_running(self) -> bool:
         """True while this very process runs."""
-        from flyray.executors.localcluster.nodes import is_running
+        from flyray.executors.localcluster.procs import is_running
 
         return is_running(self.pid, self.start)
 

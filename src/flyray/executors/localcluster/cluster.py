@@ -1,0 +1,390 @@
+"""A local Ray cluster's life: a head and workers here, each a ``ray start --block`` process group.
+
+Used by the tests as "an existing Ray cluster" and by the local-cluster executor, which starts a
+head plus the worker groups of a KubeRay manifest. ``raystart`` starts each node, ``procs`` stops
+them; this module starts them in order, waits until all are up, and owns the cluster's auth token.
+
+Token authentication in Ray 2.60, as found by experiment on this machine:
+
+- ``ray start --head`` turns token auth on only when ``RAY_AUTH_MODE=token`` is set or a token
+  already exists (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``); only a
+  local ``ray.init()`` creates ``~/.ray/auth_token`` by itself.
+- A worker (``ray start --address``) never turns it on by itself: without ``RAY_AUTH_MODE=token``
+  it fails after about 20 s with "InvalidAuthToken: Authentication token is missing".
+- Clients given an explicit address (``ray.init("ray://...")``, ``JobSubmissionClient``) need
+  ``RAY_AUTH_MODE=token`` AND a token source; either one alone fails. Without them a Ray Client
+  waits 30 s and then says only "ray client connection timeout".
+- The token is read from ``RAY_AUTH_TOKEN``, else the file at ``RAY_AUTH_TOKEN_PATH``, else
+  ``~/.ray/auth_token`` (in that order), once per process: the C++ loader caches it.
+- HTTP clients send ``Authorization: Bearer <token>``; ``JobSubmissionClient(headers=...)`` keeps
+  a caller's own Authorization header, which needs no environment at all.
+
+So each cluster gets its own random token in ``<temp_dir>/auth_token`` (mode 0600; ``~/.ray`` is
+never touched), its nodes run with ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN_PATH`` (and without
+``RAY_AUTH_TOKEN``), and ``auth_env()`` / ``auth_headers()`` give clients the same.
+
+Also found: Ray replaces ``--node-ip-address=127.0.0.1`` by the machine's own address (the GCS
+advertises e.g. 192.0.2.2), but it listens on all interfaces, so 127.0.0.1 addresses work; and a
+SIGTERM to ``ray start --block`` first drains the node for up to 30 s (set by
+``RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S``, which these nodes get as 0 unless ``env`` says else).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from flyray.errors import ConfigError, NodeStartError
+from flyray.executors.localcluster.procs import forget_at_exit, stop_at_exit, terminate_nodes
+from flyray.executors.localcluster.raystart import (
+    MAX_TEMP_DIR_LEN,
+    Node,
+    NodeSpec,
+    new_temp_dir,
+    plan_nodes,
+)
+
+__all__ = ["LocalRayCluster"]
+
+_POLL_S = 0.1
+# An HTTP opener that ignores http_proxy & co: every request here goes to 127.0.0.1.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Variables a node must not inherit: they point clients at some other cluster or token.
+_CLIENT_VARS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+class LocalRayCluster:
+    """A Ray head plus workers here, in states "new" -> "running" -> "stopped" (or "detached")."""
+
+    def __init__(
+        self,
+        head: NodeSpec,
+        workers: Sequence[NodeSpec] = (),
+        *,
+        root: Path | None = None,
+        dashboard: bool = True,
+        client_server: bool = True,
+        env: Mapping[str, str] | None = None,
+        start_timeout: float = 120.0,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Describe the cluster; nothing starts before ``start()``.
+
+        ``root`` holds Ray's temp dir and the node logs and is kept at stop(); it must be a short
+        path (Ray's unix sockets live under it). Without it a new /tmp/flyray-* is used and removed
+        at stop(), unless start() failed (its logs are then kept for the error message).
+        ``env`` adds variables to the nodes' environment. ``client_server=False`` only skips
+        waiting for the Ray Client server: `ray start --head` always runs one (here on a free port).
+        """
+        if not head.head:
+            raise ConfigError("head.head", head.head, "must be True for the head node")
+        if any(w.head for w in workers):
+            raise ConfigError("workers[].head", True, "must be False for worker nodes")
+        names = [head.name, *(w.name for w in workers)]
+        if len(set(names)) != len(names):
+            raise ConfigError("node names", names, "must be unique (they name the log files)")
+        root = Path(root).absolute() if root is not None else None
+        if root is not None and len(str(root)) > MAX_TEMP_DIR_LEN:
+            rule = f"must be at most {MAX_TEMP_DIR_LEN} characters (Ray's unix socket paths)"
+            raise ConfigError("root", str(root), rule)
+        self.head = head
+        self.workers = tuple(workers)
+        self.dashboard = dashboard
+        self.client_server = client_server
+        self.start_timeout = start_timeout
+        self._root = root
+        self._env = dict(env or {})
+        self._on_progress = on_progress
+        self._state = "new"
+        self._temp_dir: Path | None = None
+        self._nodes: list[Node] = []
+        self._channel: Any = None
+
+    # -- state and addresses ---------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """Where the cluster is in its life: "new", "running", "stopped" or "detached"."""
+        return self._state
+
+    @property
+    def temp_dir(self) -> Path:
+        """Ray's --temp-dir of the head; worker k uses <temp_dir>/n<k> (its own sockets)."""
+        if self._temp_dir is None:
+            raise RuntimeError("the cluster has not been started")
+        return self._temp_dir
+
+    @property
+    def log_dir(self) -> Path:
+        """Where each node's `ray start` output goes, as <name>.out and <name>.err."""
+        return self.temp_dir / "logs"
+
+    @property
+    def gcs_address(self) -> str:
+        """The head's GCS address, for `ray start --address` and ``ray.init(address=...)``."""
+        return f"127.0.0.1:{self._head_port('gcs')}"
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard and Jobs API address (only with ``dashboard=True``)."""
+        if not self.dashboard:
+            raise RuntimeError("the cluster was created with dashboard=False")
+        return f"http://127.0.0.1:{self._head_port('dashboard')}"
+
+    @property
+    def client_address(self) -> str:
+        """The Ray Client server address (only with ``client_server=True``)."""
+        if not self.client_server:
+            raise RuntimeError("the cluster was created with client_server=False")
+        return f"ray://127.0.0.1:{self._head_port('client')}"
+
+    @property
+    def pids(self) -> list[int]:
+        """The `ray start --block` process of each node, each leading its own process group."""
+        return [n.process.pid for n in self._nodes if n.process is not None]
+
+    @property
+    def token_path(self) -> Path:
+        """The file holding this cluster's auth token (never print its content)."""
+        return self.temp_dir / "auth_token"
+
+    def auth_env(self) -> dict[str, str]:
+        """Environment variables a client process needs to talk to this cluster.
+
+        ``RAY_AUTH_TOKEN`` must not be set next to them: Ray reads it before the token file.
+        """
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_path)}
+
+    def auth_headers(self) -> dict[str, str]:
+        """HTTP headers that authenticate a request (e.g. ``JobSubmissionClient(headers=...)``)."""
+        return {"Authorization": f"Bearer {self._token()}"}
+
+    def _token(self) -> str:
+        """This cluster's auth token."""
+        return self.token_path.read_text().strip()
+
+    def _head_port(self, name: str) -> int:
+        """A port of the head node, once the cluster has been started."""
+        if not self._nodes:
+            raise RuntimeError("the cluster has not been started")
+        return self._nodes[0].ports[name]
+
+    def __repr__(self) -> str:
+        where = f" gcs={self.gcs_address}" if self._nodes else ""
+        return f"<LocalRayCluster {self._state} nodes={1 + len(self.workers)}{where}>"
+
+    def __enter__(self) -> LocalRayCluster:
+        return self.start() if self._state == "new" else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self) -> LocalRayCluster:
+        """Start the head, then all workers at once; return when every node is alive."""
+        if self._state != "new":
+            raise RuntimeError(f"start() needs a new cluster; this one is {self._state}")
+        self._prepare_files()
+        self._nodes = plan_nodes((self.head, *self.workers), self.temp_dir, self.log_dir)
+        deadline = time.monotonic() + self.start_timeout
+        try:
+            self._launch(self._nodes[0])
+            self._wait_for_gcs(deadline)
+            for node in self._nodes[1:]:
+                self._launch(node)
+            self._wait_for_nodes(deadline)
+            self._wait_for_endpoints(deadline)
+        except BaseException:
+            self._terminate(timeout=5.0)
+            self._state = "stopped"
+            raise
+        self._state = "running"
+        stop_at_exit(self)
+        return self
+
+    def _prepare_files(self) -> None:
+        """Create the temp and log dirs and write a fresh random auth token (mode 0600)."""
+        if self._root is None:
+            self._temp_dir = new_temp_dir()
+        else:
+            self._temp_dir = self._root
+            self._temp_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when root held an older token file
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+
+    def _node_env(self) -> dict[str, str]:
+        """The environment of every node: ours, ``env``, then this cluster's auth variables."""
+        env = dict(os.environ)
+        env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"  # a local node has nothing to drain
+        env.update(self._env)
+        for name in _CLIENT_VARS:
+            env.pop(name, None)
+        env.update(self.auth_env())
+        return env
+
+    def _launch(self, node: Node) -> None:
+        """Start one node, with the flags and environment of this cluster."""
+        argv = node.argv(gcs_address=self.gcs_address, dashboard=self.dashboard)
+        node.launch(argv, self._node_env())
+
+    def _wait_for_gcs(self, deadline: float) -> None:
+        """Poll until the head's GCS answers, so that workers can register with it."""
+        head = self._nodes[0]
+        while self._alive_node_ports(quiet=True) is None:
+            self._check_progress([head], deadline, "its GCS did not answer")
+            time.sleep(_POLL_S)
+
+    def _wait_for_nodes(self, deadline: float) -> None:
+        """Poll until every node is alive and started, reporting progress as nodes come up.
+
+        A node is up once the GCS counts it alive AND its `ray start` has finished starting:
+        until then that process does not act on SIGTERM (seen stuck for over 20 s).
+        """
+        total, reported = len(self._nodes), 0
+        while True:
+            alive = self._alive_node_ports(quiet=True) or set()
+            missing = [
+                n for n in self._nodes if n.ports["node_manager"] not in alive or not n.started()
+            ]
+            up = total - len(missing)
+            if up != reported and self._on_progress is not None:
+                self._on_progress(up, total)
+            reported = up
+            if not missing:
+                return
+            self._check_progress(missing, deadline, "not alive in the GCS or `ray start` not done")
+            time.sleep(_POLL_S)
+
+    def _wait_for_endpoints(self, deadline: float) -> None:
+        """Poll until the Jobs API and the Ray Client server (when asked for) accept requests."""
+        head = self._nodes[0]
+        while self.dashboard and not self._jobs_api_ready():
+            self._check_progress([head], deadline, "its dashboard (Jobs API) did not answer")
+            time.sleep(_POLL_S)
+        while self.client_server and not _port_open(head.ports["client"]):
+            self._check_progress([head], deadline, "its Ray Client server did not listen")
+            time.sleep(_POLL_S)
+
+    def _check_progress(self, waiting: Iterable[Node], deadline: float, why: str) -> None:
+        """Raise NodeStartError if any node exited, or if the deadline passed for ``waiting``."""
+        for node in self._nodes:
+            code = node.process.poll() if node.process is not None else None
+            if code is not None:
+                raise self._node_error(node, f"`ray start` exited with code {code}")
+        if time.monotonic() > deadline:
+            first = next(iter(waiting))
+            raise self._node_error(first, f"not up after {self.start_timeout:g} s: {why}")
+
+    def _node_error(self, node: Node, what: str) -> NodeStartError:
+        """A NodeStartError naming the node, its log file, and the log's last lines."""
+        tail = node.log_tail()
+        message = (
+            f"Ray node {node.spec.name!r} failed to start: {what}; see {node.err_log}"
+            f" (and Ray's logs in {node.temp_dir / 'session_latest' / 'logs'})"
+        )
+        return NodeStartError(message + (f"\n--- end of its log ---\n{tail}" if tail else ""))
+
+    def _jobs_api_ready(self) -> bool:
+        """True once the dashboard answers an authenticated Jobs API request."""
+        request = urllib.request.Request(
+            f"{self.dashboard_url}/api/jobs/", headers=self.auth_headers()
+        )
+        try:
+            with _DIRECT.open(request, timeout=2.0) as response:
+                return response.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    # -- the GCS's view --------------------------------------------------------------------
+
+    def alive_nodes(self) -> int:
+        """How many nodes the GCS counts as alive (one cheap gRPC call, ~1 ms)."""
+        if self._state != "running":
+            raise RuntimeError(f"alive_nodes() needs a running cluster; this one is {self._state}")
+        ports = self._alive_node_ports(quiet=False)
+        assert ports is not None
+        return len(ports)
+
+    def _alive_node_ports(self, *, quiet: bool) -> set[int] | None:
+        """The node-manager ports of the alive nodes; None (if quiet) when the GCS is not up."""
+        import grpc
+        from ray.core.generated import gcs_pb2, gcs_service_pb2
+
+        try:
+            reply = self._gcs_stub().GetAllNodeInfo(
+                gcs_service_pb2.GetAllNodeInfoRequest(),
+                metadata=(("authorization", f"Bearer {self._token()}"),),
+                timeout=2.0,
+            )
+        except grpc.RpcError:
+            if quiet:
+                return None
+            raise
+        alive = gcs_pb2.GcsNodeInfo.GcsNodeState.Value("ALIVE")
+        return {n.node_manager_port for n in reply.node_info_list if n.state == alive}
+
+    def _gcs_stub(self) -> Any:
+        """A gRPC stub for the GCS node table, over one channel kept until stop()."""
+        import grpc
+        from ray.core.generated import gcs_service_pb2_grpc
+
+        if self._channel is None:
+            options = [("grpc.enable_http_proxy", 0)]  # never via an http_proxy of the caller
+            self._channel = grpc.insecure_channel(self.gcs_address, options=options)
+        return gcs_service_pb2_grpc.NodeInfoGcsServiceStub(self._channel)
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop every node (TERM; KILL of its process group after ``timeout``); safe to repeat."""
+        self._terminate(timeout)
+        if self._root is None and self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+        self._state = "stopped"
+        forget_at_exit(self)
+
+    def _terminate(self, timeout: float) -> None:
+        """Stop every node and wait until all its processes are gone."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        children = [n.process for n in self._nodes if n.process is not None]
+        terminate_nodes(self.leaders(), timeout=timeout, children=children)
+
+    def leaders(self) -> dict[int, int]:
+        """{pid: start time} of each node's `ray start`: enough for any process to stop them."""
+        return {n.process.pid: n.started_at for n in self._nodes if n.process is not None}
+
+    def detach(self) -> dict[int, int]:
+        """Leave the cluster running past this object (and this process); returns ``leaders()``.
+
+        Whoever takes it over stops it and removes ``temp_dir`` with ``procs.stop_detached``:
+        see ``flyray.executors.localcluster.reaper``.
+        """
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        self._state = "detached"
+        forget_at_exit(self)
+        return self.leaders()
+
+
+def _port_open(port: int) -> bool:
+    """True if something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
