@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from flyray.cli.main import cli
 from flyray.executors.kuberay.session import RAYCLUSTERS, KubeSession
-from flyray.executors.kuberay.warm import IDLE_TIMEOUT, LAST_USED, collect_idle
+from flyray.executors.kuberay.warm import collect_idle
+from flyray.manifest.labels import IDLE_TIMEOUT_ANNOTATION, LAST_USED_ANNOTATION
 from flyray.store.record import RunStatus
 from tests.k8s.recording import Recorder
 from tests.k8s.test_kuberay_executor import run
@@ -37,7 +38,7 @@ def test_second_run_reuses_the_cluster_and_gc_deletes_it_when_idle(kube_env, fak
     )
     assert fake_kube.objects("rayjobs") == []  # the run's RayJob is gone, the cluster stays
     annotations = cluster["metadata"]["annotations"]
-    assert float(annotations[IDLE_TIMEOUT]) == 1800
+    assert float(annotations[IDLE_TIMEOUT_ANNOTATION]) == 1800
     assert len(posts(fake_kube, "rayclusters")) == 1
 
     second = Recorder()
@@ -55,7 +56,9 @@ def test_second_run_reuses_the_cluster_and_gc_deletes_it_when_idle(kube_env, fak
     with KubeSession() as session:
         assert collect_idle(session, report=print) == []  # used just now: kept
         past = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat(timespec="seconds")
-        session.patch(RAYCLUSTERS, name, {"metadata": {"annotations": {LAST_USED: past}}})
+        session.patch(
+            RAYCLUSTERS, name, {"metadata": {"annotations": {LAST_USED_ANNOTATION: past}}}
+        )
     collected = CliRunner().invoke(cli, ["cluster", "gc", "--kuberay"])
     assert f"deleted RayCluster default/{name}: its idle timeout ended" in collected.output
     fake_kube.wait_for(lambda: not fake_kube.objects("rayclusters"), timeout=60)

@@ -143,7 +143,8 @@ def gc(kuberay: bool, namespace: str | None, context: str | None) -> None:
 
 def _list_kuberay(namespace: str | None, context: str | None) -> None:
     """flyray's reusable RayClusters: name, state, workers, last used, idle until."""
-    from flyray.executors.kuberay.warm import LAST_USED, idle_until, list_clusters
+    from flyray.executors.kuberay.warm import idle_until, list_clusters
+    from flyray.manifest.labels import LAST_USED_ANNOTATION
 
     with _kube_session(namespace, context) as session:
         items = list_clusters(session)
@@ -162,7 +163,7 @@ def _list_kuberay(namespace: str | None, context: str | None) -> None:
             Text(item["metadata"]["name"]),
             Text(str(status.get("state", ""))),
             Text(workers),
-            Text((item["metadata"].get("annotations") or {}).get(LAST_USED, "")),
+            Text((item["metadata"].get("annotations") or {}).get(LAST_USED_ANNOTATION, "")),
             Text(until.isoformat(timespec="seconds") if until else ""),
         )
     print_rows(table)

@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from flyray.errors import ConfigError
+from flyray.manifest.labels import FLYRAY_PREFIX, MANAGED_BY_LABEL
 
 __all__ = ["apply_run_options", "check_labels"]
 
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$")
-_RESERVED = ("flyray.io/", "app.kubernetes.io/managed-by")
+_RESERVED = (FLYRAY_PREFIX, MANAGED_BY_LABEL)
 
 
 def check_labels(field: str, values: Mapping[str, str], *, label_values: bool) -> None:

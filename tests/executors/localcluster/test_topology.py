@@ -13,7 +13,8 @@ import pytest
 
 from flyray.errors import ManifestError
 from flyray.executors.localcluster.raystart import NodeSpec
-from flyray.executors.localcluster.topology import GROUP_LABEL, GROUP_RESOURCE_UNITS, cluster_nodes
+from flyray.executors.localcluster.topology import GROUP_RESOURCE_UNITS, cluster_nodes
+from flyray.manifest.labels import GROUP_LABEL
 
 GIB = 2**30
 SEED = Path(__file__).resolve().parents[3] / "examples" / "seed.py"

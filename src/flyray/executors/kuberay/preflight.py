@@ -16,6 +16,7 @@ from typing import Any
 from flyray.errors import ConfigError, SubmissionError
 from flyray.executors.kuberay.errors import status_of
 from flyray.executors.kuberay.session import JOBS, RAYCLUSTERS, RAYJOBS, KubeSession, ObjectKind
+from flyray.manifest.labels import CLUSTER_LABEL
 from flyray.store.runstore import RunStore
 
 __all__ = [
@@ -139,7 +140,7 @@ def images(manifest: dict[str, Any]) -> list[str]:
     if manifest["kind"] == JOBS.kind:
         return [manifest["spec"]["template"]["spec"]["containers"][0].get("image", "?")]
     if "rayClusterSpec" not in manifest["spec"]:  # a reused cluster has its images already
-        selected = manifest["spec"]["clusterSelector"].get("ray.io/cluster", "?")
+        selected = manifest["spec"]["clusterSelector"].get(CLUSTER_LABEL, "?")
         return [f"those of RayCluster {selected}"]
     cluster = manifest["spec"]["rayClusterSpec"]
     groups = [cluster["headGroupSpec"], *cluster.get("workerGroupSpecs", [])]

@@ -11,14 +11,18 @@ from typing import Any
 from flyray.config.settings import Settings
 from flyray.executors.kuberay.models import MODELS, Model, run_object, track_attempts
 from flyray.executors.kuberay.session import JOBS, KubeSession
-from flyray.manifest.job import ADDRESS_ANNOTATION
+from flyray.manifest.labels import (
+    ADDRESS_ANNOTATION,
+    MANAGED_BY_SELECTOR,
+    RUN_ID_LABEL,
+    TASK_NAME_ANNOTATION,
+)
 from flyray.store.record import RunRecord, RunStatus, utc_now
 from flyray.store.runstore import RunStore
 
 __all__ = ["CANCELLED", "cancel_run", "list_kube_runs", "refresh_run"]
 
 CANCELLED = "cancelled with `flyray cancel`"
-MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=flyray"
 
 
 def refresh_run(store: RunStore, record: RunRecord) -> RunRecord:
@@ -133,8 +137,8 @@ def list_kube_runs(settings: Settings) -> list[dict[str, str]]:
                 {
                     "kind": model.kind.kind,
                     "name": metadata.get("name", ""),
-                    "run_id": (metadata.get("labels") or {}).get("flyray.io/run-id", ""),
-                    "task": annotations.get("flyray.io/task-name", ""),
+                    "run_id": (metadata.get("labels") or {}).get(RUN_ID_LABEL, ""),
+                    "task": annotations.get(TASK_NAME_ANNOTATION, ""),
                     "deployment": snapshot.deployment,
                     "job": getattr(snapshot, "job_status", ""),
                     "created": metadata.get("creationTimestamp", ""),

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from flyray.errors import ConfigError, SubmissionError
 from flyray.executors.kuberay.errors import is_transient, retry_delay, status_of, translate
+from flyray.manifest.labels import RUN_ID_LABEL
 
 __all__ = [
     "JOBS",
@@ -309,4 +310,4 @@ def _context(path: str, context: str | None) -> dict[str, Any]:
 
 
 def _run_id(rayjob: dict[str, Any]) -> str | None:
-    return (rayjob.get("metadata", {}).get("labels") or {}).get("flyray.io/run-id")
+    return (rayjob.get("metadata", {}).get("labels") or {}).get(RUN_ID_LABEL)

@@ -15,11 +15,15 @@ from typing import Any
 
 from flyray.errors import SubmissionError
 from flyray.executors.kuberay.session import RAYCLUSTERS, RAYJOBS, KubeSession
-from flyray.manifest.raycluster import HASH_LABEL, SELECTED_LABEL
-from flyray.manifest.rayjob import MANAGED_BY
+from flyray.manifest.labels import (
+    CLUSTER_HASH_LABEL,
+    IDLE_TIMEOUT_ANNOTATION,
+    LAST_USED_ANNOTATION,
+    MANAGED_BY_SELECTOR,
+    SELECTED_CLUSTER_LABEL,
+)
 
 __all__ = [
-    "LAST_USED",
     "collect_idle",
     "ensure_cluster",
     "idle_until",
@@ -27,9 +31,6 @@ __all__ = [
     "touch",
 ]
 
-LAST_USED = "flyray.io/last-used"
-IDLE_TIMEOUT = "flyray.io/idle-timeout"
-_FLYRAY = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 _UNFINISHED = ("", "Initializing", "Running", "Retrying", "Suspending", "Suspended", "Waiting")
 
 
@@ -45,7 +46,7 @@ def ensure_cluster(
     Its name holds the environment and the spec's hash, so finding it is a ``get``.
     """
     name = cluster["metadata"]["name"]
-    digest = cluster["metadata"]["labels"][HASH_LABEL]
+    digest = cluster["metadata"]["labels"][CLUSTER_HASH_LABEL]
     found = session.get(RAYCLUSTERS, name)
     if found is not None and found["metadata"].get("deletionTimestamp"):
         raise SubmissionError(
@@ -64,15 +65,15 @@ def ensure_cluster(
 def touch(session: KubeSession, name: str, *, idle_timeout: float) -> None:
     """Stamp the cluster as used now, with its idle timeout."""
     annotations = {
-        LAST_USED: _now().isoformat(timespec="seconds"),
-        IDLE_TIMEOUT: f"{idle_timeout:g}",
+        LAST_USED_ANNOTATION: _now().isoformat(timespec="seconds"),
+        IDLE_TIMEOUT_ANNOTATION: f"{idle_timeout:g}",
     }
     session.patch(RAYCLUSTERS, name, {"metadata": {"annotations": annotations}})
 
 
 def list_clusters(session: KubeSession) -> list[dict[str, Any]]:
     """flyray's reusable RayClusters in the session's namespace."""
-    selector = f"{_FLYRAY},{HASH_LABEL}"
+    selector = f"{MANAGED_BY_SELECTOR},{CLUSTER_HASH_LABEL}"
     return session.list_objects(RAYCLUSTERS, label_selector=selector).get("items") or []
 
 
@@ -80,8 +81,8 @@ def idle_until(cluster: dict[str, Any]) -> datetime | None:
     """When the cluster's idle timeout ends, from its annotations (None: unknown)."""
     annotations = cluster["metadata"].get("annotations") or {}
     try:
-        last = datetime.fromisoformat(annotations[LAST_USED])
-        timeout = float(annotations[IDLE_TIMEOUT])
+        last = datetime.fromisoformat(annotations[LAST_USED_ANNOTATION])
+        timeout = float(annotations[IDLE_TIMEOUT_ANNOTATION])
     except (KeyError, ValueError):
         return None
     return datetime.fromtimestamp(last.timestamp() + timeout, timezone.utc)
@@ -107,7 +108,7 @@ def collect_idle(session: KubeSession, *, report: Callable[[str], None]) -> list
 
 def _busy(session: KubeSession, cluster: str) -> bool:
     """True while a RayJob that selects ``cluster`` has not finished."""
-    jobs = session.list_objects(RAYJOBS, label_selector=f"{SELECTED_LABEL}={cluster}")
+    jobs = session.list_objects(RAYJOBS, label_selector=f"{SELECTED_CLUSTER_LABEL}={cluster}")
     return any(
         (job.get("status") or {}).get("jobDeploymentStatus", "") in _UNFINISHED
         for job in jobs.get("items") or []

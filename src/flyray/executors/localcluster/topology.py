@@ -25,10 +25,10 @@ from flyray.config.quantities import parse_quantity
 from flyray.errors import ManifestError
 from flyray.executors.localcluster.cluster import LocalRayCluster
 from flyray.executors.localcluster.raystart import NodeSpec
+from flyray.manifest.labels import GROUP_LABEL
 
-__all__ = ["GROUP_LABEL", "GROUP_RESOURCE_UNITS", "cluster_nodes", "new_cluster"]
+__all__ = ["GROUP_RESOURCE_UNITS", "cluster_nodes", "new_cluster"]
 
-GROUP_LABEL = "flyray.io/group"
 GROUP_RESOURCE_UNITS = 1000  # per node: enough that the group resource never limits concurrency
 
 
