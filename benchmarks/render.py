@@ -1,8 +1,8 @@
-"""Render benchmark: how long ``render_rayjob`` + ``dump_yaml`` take for a large cluster.
+"""Render benchmark: how long ``ray_request`` + ``render_rayjob`` + ``dump_yaml`` take.
 
 Measured: the median wall time of rendering a task with a head and 10 worker groups (each
-with requests, limits and a pod template with a sidecar) to a RayJob dict and dumping it as
-YAML, against a baseline measured in the same run and interleaved with it:
+with requests, limits and a pod template with a sidecar) to its request, then to a RayJob dict,
+and dumping it as YAML, against a baseline measured in the same run and interleaved with it:
 ``yaml.safe_dump`` of the same dict (stock PyYAML, pure-Python emitter). ``dump_yaml`` uses
 libyaml's emitter when PyYAML has it, so rendering and dumping together usually beat the
 baseline. One untimed warm-up of each comes first (imports, caches).
@@ -94,13 +94,15 @@ def measure(runs: int) -> tuple[list[float], list[float], int]:
     """Interleaved timings (baseline, render) after one warm-up; also the YAML's size."""
     import yaml
 
-    from flyray.manifest.rayjob import dump_yaml, render_rayjob
+    from flyray.manifest.rayjob import render_rayjob
+    from flyray.manifest.serialization import dump_yaml
+    from flyray.plugins.ray.request import ray_request
 
     task = big_task()
-    manifest = render_rayjob(task, **RENDER_ARGS)
+    manifest = render_rayjob(ray_request(task), **RENDER_ARGS)
 
     def render() -> str:
-        return dump_yaml(render_rayjob(task, **RENDER_ARGS))
+        return dump_yaml(render_rayjob(ray_request(task), **RENDER_ARGS))
 
     def baseline() -> str:
         return yaml.safe_dump(manifest)
@@ -128,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     base, render = statistics.median(base_times), statistics.median(render_times)
     print(f"manifest: head + {WORKER_GROUPS} worker groups, {size} bytes of YAML")
     print(f"runs: {args.runs} of each, interleaved, after one warm-up; medians reported")
-    print(f"baseline  yaml.safe_dump(manifest):             {ms(base)}")
-    print(f"flyray    dump_yaml(render_rayjob(task, ...)):  {ms(render)}")
+    print(f"baseline  yaml.safe_dump(manifest):                         {ms(base)}")
+    print(f"flyray    dump_yaml(render_rayjob(ray_request(task), ...)):  {ms(render)}")
     print(f"ratio render/baseline: {render / base:.2f}")
     target = args.target_ms / 1000
     if render > target:

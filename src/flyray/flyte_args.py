@@ -106,7 +106,7 @@ def run_options(mode: str, args: Mapping[str, Any]) -> tuple[str | None, RunOpti
 def _run_name(name: object) -> str | None:
     """``name`` as a run id; a name that is none is made into one, with a warning."""
     from flyray.config.names import dns1123_name
-    from flyray.manifest.rayjob import MAX_RUN_ID_LENGTH, check_run_id
+    from flyray.manifest.names import MAX_RUN_ID_LENGTH, check_run_id
 
     if name is None:
         return None

@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from flyray import Resources, TaskEnvironment
 from flyray.manifest.rayjob import render_rayjob
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+from flyray.plugins.ray.request import ray_request
 from tests.manifest.kuberay import schema_errors
 from tests.procs import wait_until_gone
 
@@ -47,7 +48,11 @@ def rayjob(
 
     task = env.task(retries=retries, timeout=timeout)(tiny)
     return render_rayjob(
-        task, run_id=run_id, entrypoint=entrypoint, image=IMAGE, ray_version=RAY_VERSION
+        ray_request(task),
+        run_id=run_id,
+        entrypoint=entrypoint,
+        image=IMAGE,
+        ray_version=RAY_VERSION,
     )
 
 

@@ -18,6 +18,7 @@ from kubernetes import client, watch
 from flyray import Resources, TaskEnvironment
 from flyray.manifest.rayjob import render_rayjob
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig
+from flyray.plugins.ray.request import ray_request
 from tests.procs import wait_until_gone
 
 GROUP, VERSION, NS = "ray.io", "v1", "default"
@@ -41,7 +42,7 @@ def cluster_spec() -> dict[str, Any]:
 
     task = env.task(tiny)
     rendered = render_rayjob(
-        task, run_id="r1", entrypoint=["true"], image=IMAGE, ray_version=RAY_VERSION
+        ray_request(task), run_id="r1", entrypoint=["true"], image=IMAGE, ray_version=RAY_VERSION
     )
     return rendered["spec"]["rayClusterSpec"]
 

@@ -238,6 +238,7 @@ def test_render_prints_the_job(project, tmp_path):
 def test_the_job_manifest_is_what_the_pod_needs():
     from flyray.manifest.job import render_job
     from flyray.plugins.ray import RayJobConfig
+    from flyray.plugins.ray.request import ray_request
 
     env = flyray.TaskEnvironment(
         name="ray_env",
@@ -247,9 +248,11 @@ def test_the_job_manifest_is_what_the_pod_needs():
         secrets=[flyray.Secret(key="token", group="ray-auth", as_env_var="RAY_AUTH_TOKEN")],
         plugin_config=RayJobConfig(worker_node_config=[], address="ray://head:10001"),
     )
-    task = env.task(retries=2, timeout=90.5)(_nothing)
-    manifest = render_job(task, run_id="r01", command=["python", "-V"], image="ignored:1")
-    assert manifest == render_job(task, run_id="r01", command=["python", "-V"], image="ignored:1")
+    request = ray_request(env.task(retries=2, timeout=90.5)(_nothing))
+    manifest = render_job(request, run_id="r01", command=["python", "-V"], image="ignored:1")
+    assert manifest == render_job(
+        request, run_id="r01", command=["python", "-V"], image="ignored:1"
+    )
     spec = manifest["spec"]
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (2, 91)
     pod = spec["template"]["spec"]
@@ -277,10 +280,11 @@ def test_the_job_manifest_is_what_the_pod_needs():
 def test_a_task_without_address_has_no_job():
     from flyray.manifest.job import render_job
     from flyray.plugins.ray import RayJobConfig
+    from flyray.plugins.ray.request import ray_request
 
     task = flyray.TaskEnvironment(name="e", plugin_config=RayJobConfig()).task(_nothing)
     with pytest.raises(flyray.ManifestError, match=r"no RayJobConfig\.address"):
-        render_job(task, run_id="r01", command=["python"], image="i:1")
+        render_job(ray_request(task), run_id="r01", command=["python"], image="i:1")
 
 
 def _nothing() -> None:

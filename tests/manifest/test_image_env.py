@@ -17,6 +17,7 @@ from flyray.manifest.images import container_image, default_image_for
 from flyray.manifest.job import render_job
 from flyray.manifest.rayjob import render_rayjob
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+from flyray.plugins.ray.request import ray_request
 from flyray.warn import FlyrayWarning
 
 WHERE = "TaskEnvironment 'img'"
@@ -54,7 +55,12 @@ def make_task(image: Any, runtime_env: dict | None = None, **config: Any) -> Any
 
 def render(task: Any, image: str, **kwargs: Any) -> dict:
     return render_rayjob(
-        task, run_id="r0123456789", entrypoint=["true"], image=image, ray_version="2.60.0", **kwargs
+        ray_request(task),
+        run_id="r0123456789",
+        entrypoint=["true"],
+        image=image,
+        ray_version="2.60.0",
+        **kwargs,
     )
 
 
@@ -305,12 +311,12 @@ def test_rendering_for_kuberay_refuses_and_for_cluster_warns():
 
 def test_a_job_on_an_existing_cluster_gets_the_images_env_vars_and_refuses_packages():
     task = make_task(Image.from_base("x/y:1").with_env_vars({"A": "1"}), address="ray://h:10001")
-    job = render_job(task, run_id="r0123456789", command=["true"], image="i:1")
+    job = render_job(ray_request(task), run_id="r0123456789", command=["true"], image="i:1")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "x/y:1" and container["env"] == [{"name": "A", "value": "1"}]
     task = make_task(Image.from_debian_base().with_pip_packages("x"), address="ray://h:10001")
     with pytest.raises(ManifestError, match="pip packages cannot be installed"):
-        render_job(task, run_id="r0123456789", command=["true"], image="i:1")
+        render_job(ray_request(task), run_id="r0123456789", command=["true"], image="i:1")
 
 
 def test_the_images_runtime_env_is_part_of_a_warm_clusters_identity():

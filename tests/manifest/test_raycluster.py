@@ -5,16 +5,11 @@ from __future__ import annotations
 import pytest
 
 from flyray import ConfigError, ManifestError, Resources
-from flyray.manifest.raycluster import (
-    HASH_LABEL,
-    SELECTED_LABEL,
-    cluster_hash,
-    render_raycluster,
-    select_cluster,
-)
+from flyray.manifest.labels import CLUSTER_HASH_LABEL, SELECTED_CLUSTER_LABEL
+from flyray.manifest.raycluster import cluster_hash, render_raycluster, select_cluster
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+from tests.manifest.cases import make_task, render
 from tests.manifest.kuberay import operator_violations, schema_errors
-from tests.manifest.test_rayjob import make_task, render
 
 
 def seed_config(**overrides) -> RayJobConfig:
@@ -38,7 +33,7 @@ def test_the_cluster_is_the_rayjobs_cluster_named_by_its_hash():
     digest = cluster_hash(rayjob)
     assert cluster["metadata"]["name"] == f"ray-env-{digest}"
     assert cluster["metadata"]["namespace"] == "ml"
-    assert cluster["metadata"]["labels"][HASH_LABEL] == digest
+    assert cluster["metadata"]["labels"][CLUSTER_HASH_LABEL] == digest
     assert cluster["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "flyray"
 
 
@@ -72,7 +67,7 @@ def test_the_selecting_rayjob_follows_kuberays_rules():
     assert "backoffLimit" not in spec
     assert spec["activeDeadlineSeconds"] == 60
     assert spec["entrypoint"] == rayjob["spec"]["entrypoint"]
-    assert selecting["metadata"]["labels"][SELECTED_LABEL] == "ray-env-0123456789"
+    assert selecting["metadata"]["labels"][SELECTED_CLUSTER_LABEL] == "ray-env-0123456789"
     assert schema_errors(selecting) == []
     assert operator_violations(selecting) == []
 

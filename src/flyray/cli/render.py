@@ -9,7 +9,7 @@ import click
 from flyray.config.settings import Settings
 from flyray.executors.base import new_run_id
 from flyray.executors.render import render_kube_manifest
-from flyray.manifest.rayjob import dump_json, dump_yaml
+from flyray.manifest.serialization import dump_json, dump_yaml
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 

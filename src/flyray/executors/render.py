@@ -5,16 +5,16 @@ task's code bundle is stored in the run store (content-addressed, so storing it 
 no-op), the entrypoint points at that store and run id, and the image matches the local Ray.
 In kuberay mode a task that names an existing cluster (``RayJobConfig.address``) is a batch
 Job instead (``render_kube_manifest``): one pod that fetches the bundle and connects there.
+Both are rendered from the task's one ``RayJobRequest``.
 """
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import Any
 
 from flyray.config.settings import Settings
 from flyray.executors.base import RunOptions
+from flyray.manifest.request import RayJobRequest
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
@@ -39,30 +39,16 @@ def render_for_run(
     annotations and the pods' service account. The container image: the environment's own,
     else the ``image`` setting (``--image``), else the official Ray image (``default_image_for``).
     """
-    from flyray.config.ray_images import ray_version
-    from flyray.manifest.images import default_image_for
-    from flyray.manifest.rayjob import render_rayjob
-    from flyray.manifest.runmeta import apply_run_options
+    from flyray.plugins.ray.request import ray_request
 
-    options = options or RunOptions()
-    bundle, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=False)
-    manifest = render_rayjob(
-        task,
+    return _render_rayjob(
+        ray_request(task),
         run_id=run_id,
-        entrypoint=command,
-        image=settings.image or default_image_for(task.env.image),
-        working_dir=bundle.uri,
-        env_vars=options.env_vars,
+        store=store,
+        settings=settings,
         namespace=namespace,
-        kuberay_version=settings.kuberay_version,
-        ray_version=ray_version(),
         mode=mode,
-    )
-    return apply_run_options(
-        manifest,
-        labels=options.labels,
-        annotations=options.annotations,
-        service_account=options.service_account,
+        options=options or RunOptions(),
     )
 
 
@@ -79,20 +65,23 @@ def render_kube_manifest(
     from flyray.manifest.images import default_image_for
     from flyray.manifest.job import render_job
     from flyray.manifest.runmeta import apply_run_options
+    from flyray.plugins.ray.request import ray_request
 
+    request = ray_request(task)
     options = options or RunOptions()
-    if getattr(task.plugin_config, "address", None) is None:
-        return render_for_run(
-            task,
+    if request.address is None:
+        return _render_rayjob(
+            request,
             run_id=run_id,
             store=store,
             settings=settings,
             namespace=namespace,
+            mode="kuberay",
             options=options,
         )
-    _, command = _bundle_and_command(task, run_id=run_id, store=store, fetch=True)
-    image = settings.image or default_image_for(task.env.image)
-    job = render_job(task, run_id=run_id, command=command, image=image, namespace=namespace)
+    _, command = _bundle_and_command(request, run_id=run_id, store=store, fetch=True)
+    image = settings.image or default_image_for(request.image)
+    job = render_job(request, run_id=run_id, command=command, image=image, namespace=namespace)
     return apply_run_options(
         job,
         labels=options.labels,
@@ -102,19 +91,56 @@ def render_kube_manifest(
     )
 
 
+def _render_rayjob(
+    request: RayJobRequest,
+    *,
+    run_id: str,
+    store: RunStore,
+    settings: Settings,
+    namespace: str | None,
+    mode: str,
+    options: RunOptions,
+) -> dict[str, Any]:
+    """The run's RayJob: its bundle stored, its entrypoint, image, env vars and options."""
+    from flyray.config.ray_images import ray_version
+    from flyray.manifest.images import default_image_for
+    from flyray.manifest.rayjob import render_rayjob
+    from flyray.manifest.runmeta import apply_run_options
+
+    bundle, command = _bundle_and_command(request, run_id=run_id, store=store, fetch=False)
+    manifest = render_rayjob(
+        request,
+        run_id=run_id,
+        entrypoint=command,
+        image=settings.image or default_image_for(request.image),
+        working_dir=bundle.uri,
+        env_vars=options.env_vars,
+        namespace=namespace,
+        kuberay_version=settings.kuberay_version,
+        ray_version=ray_version(),
+        mode=mode,
+    )
+    return apply_run_options(
+        manifest,
+        labels=options.labels,
+        annotations=options.annotations,
+        service_account=options.service_account,
+    )
+
+
 def _bundle_and_command(
-    task: FunctionTask, *, run_id: str, store: RunStore, fetch: bool
+    request: RayJobRequest, *, run_id: str, store: RunStore, fetch: bool
 ) -> tuple[Any, list[str]]:
     """Store the task's code bundle; the entrypoint's argv (``fetch``: it unpacks the bundle)."""
     from flyray import entrypoint
     from flyray.store.bundle import create_bundle
 
-    bundle = create_bundle(Path(inspect.getfile(task.func)), store)
+    bundle = create_bundle(request.task_file, store)
     command = entrypoint.command(
         store=store.uri(),
         run_id=run_id,
         task_file=bundle.task_file,
-        task_name=task.name,
+        task_name=request.task_name,
         bundle=bundle.uri if fetch else None,
     )
     return bundle, command

@@ -5,7 +5,8 @@ The spec: with an address no RayJob is created; ``RayFunctionTask.pre`` passes i
 environment's image: flyray's entrypoint fetches the code bundle, connects to the address
 through the Ray Client and ships the code to that cluster's workers as its working_dir.
 
-Pure like ``render_rayjob``: the same input gives the same dict, ``None`` dropped, keys sorted.
+Pure like ``render_rayjob`` and read from the same ``RayJobRequest``: the same input gives the
+same dict, ``None`` dropped, keys sorted.
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ from typing import Any
 
 from flyray.errors import ManifestError
 from flyray.manifest.images import container_image
+from flyray.manifest.labels import ADDRESS_ANNOTATION
+from flyray.manifest.names import run_metadata
 from flyray.manifest.pod import resource_requirements
-from flyray.manifest.rayjob import add_secret_files, clean, run_metadata
-from flyray.task.base import FunctionTask
+from flyray.manifest.request import RayJobRequest
+from flyray.manifest.secrets import add_secret_files
+from flyray.manifest.serialization import clean
 
-__all__ = ["ADDRESS_ANNOTATION", "CONTAINER_NAME", "render_job"]
+__all__ = ["CONTAINER_NAME", "render_job"]
 
 API_VERSION = "batch/v1"
 KIND = "Job"
 CONTAINER_NAME = "flyray-task"
-ADDRESS_ANNOTATION = "flyray.io/ray-address"  # marks the Jobs flyray creates itself
 
 
 def render_job(
-    task: FunctionTask,
+    request: RayJobRequest,
     *,
     run_id: str,
     command: Sequence[str],
@@ -43,35 +46,35 @@ def render_job(
     Job's ``activeDeadlineSeconds``, which Kubernetes counts over every attempt together. The
     Image's env vars go on the container; its pip packages would need a build (no Ray job).
     """
-    address = getattr(task.plugin_config, "address", None)
+    address = request.address
     if address is None:
         raise ManifestError(
-            f"task {task.name!r} has no RayJobConfig.address: it runs as a RayJob on a "
+            f"task {request.task_name!r} has no RayJobConfig.address: it runs as a RayJob on a "
             "cluster of its own, not as a Job that connects to an existing cluster"
         )
-    metadata = run_metadata(task, run_id=run_id, namespace=namespace)
+    metadata = run_metadata(request, run_id=run_id, namespace=namespace)
     metadata["annotations"][ADDRESS_ANNOTATION] = address
-    env_vars = {**_image_env_vars(task), **(task.env.env_vars or {})}
+    env_vars = {**_image_env_vars(request), **request.env_vars}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": container_image(task.env.image) or image,
+        "image": container_image(request.image) or image,
         "command": list(command),
         "env": [
             *({"name": k, "value": v} for k, v in sorted(env_vars.items())),
-            *(s.env_entry() for s in task.env.secrets if s.env_var is not None),
+            *(s.env_entry() for s in request.secrets if s.env_var is not None),
         ]
         or None,
-        "resources": resource_requirements(task.env.resources, None) or None,
+        "resources": resource_requirements(request.resources, None) or None,
     }
     pod_spec = {
         "restartPolicy": "Never",
-        "serviceAccountName": task.service_account,
+        "serviceAccountName": request.service_account,
         "containers": [container],
     }
-    add_secret_files(pod_spec, task.env.secrets)
+    add_secret_files(pod_spec, request.secrets)
     spec = {
-        "backoffLimit": task.retries,
-        "activeDeadlineSeconds": None if task.timeout is None else math.ceil(task.timeout),
+        "backoffLimit": request.retries,
+        "activeDeadlineSeconds": None if request.timeout is None else math.ceil(request.timeout),
         "template": {
             "metadata": {"labels": dict(metadata["labels"])},
             "spec": pod_spec,
@@ -81,12 +84,12 @@ def render_job(
     return clean(manifest)
 
 
-def _image_env_vars(task: FunctionTask) -> dict[str, str]:
+def _image_env_vars(request: RayJobRequest) -> dict[str, str]:
     """The Image's env vars; its packages refused: this pod is no Ray job with a runtime env."""
     from flyray.manifest.image_env import image_runtime_env
 
-    where = f"TaskEnvironment {task.env.name!r}"
-    env = image_runtime_env(task.env.image, mode="kuberay", where=where)
+    where = f"TaskEnvironment {request.env_name!r}"
+    env = image_runtime_env(request.image, mode="kuberay", where=where)
     if "pip" in env:
         raise ManifestError(
             f"{where}: a task on an existing cluster (RayJobConfig.address) runs in one pod "

@@ -17,21 +17,20 @@ from typing import Any
 
 from flyray.config.names import dns1123_name
 from flyray.errors import ManifestError
-from flyray.manifest.rayjob import API_VERSION, MANAGED_BY, clean
+from flyray.manifest.kuberay import API_VERSION
+from flyray.manifest.labels import (
+    CLUSTER_HASH_LABEL,
+    CLUSTER_LABEL,
+    ENVIRONMENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    SELECTED_CLUSTER_LABEL,
+    TASK_NAME_ANNOTATION,
+)
+from flyray.manifest.serialization import clean
 
-__all__ = [
-    "CLUSTER_LABEL",
-    "HASH_LABEL",
-    "SELECTED_LABEL",
-    "cluster_hash",
-    "render_raycluster",
-    "select_cluster",
-]
+__all__ = ["cluster_hash", "render_raycluster", "select_cluster"]
 
-CLUSTER_LABEL = "ray.io/cluster"  # KubeRay's clusterSelector key
-HASH_LABEL = "flyray.io/cluster-hash"
-SELECTED_LABEL = "flyray.io/cluster"  # on a RayJob: the reused cluster it runs on
-ENVIRONMENT_LABEL = "flyray.io/environment"
 MAX_NAME_LENGTH = 40  # KubeRay allows 53, and names Services and pods after the cluster
 _HASH_LENGTH = 10
 
@@ -46,7 +45,7 @@ def cluster_hash(rayjob: dict[str, Any]) -> str:
 def render_raycluster(rayjob: dict[str, Any]) -> dict[str, Any]:
     """The RayCluster of a rendered RayJob: ``<environment>-<hash>``, labelled to be found."""
     metadata = rayjob["metadata"]
-    task_name = metadata["annotations"]["flyray.io/task-name"]
+    task_name = metadata["annotations"][TASK_NAME_ANNOTATION]
     environment = dns1123_name(task_name.rsplit(".", 1)[0], max_length=63)
     digest = cluster_hash(rayjob)
     prefix = environment[: MAX_NAME_LENGTH - _HASH_LENGTH - 1].rstrip("-")
@@ -58,9 +57,9 @@ def render_raycluster(rayjob: dict[str, Any]) -> dict[str, Any]:
                 "name": f"{prefix}-{digest}",
                 "namespace": metadata.get("namespace"),
                 "labels": {
-                    "app.kubernetes.io/managed-by": MANAGED_BY,
+                    MANAGED_BY_LABEL: MANAGED_BY,
                     ENVIRONMENT_LABEL: environment,
-                    HASH_LABEL: digest,
+                    CLUSTER_HASH_LABEL: digest,
                 },
             },
             "spec": copy.deepcopy(_cluster_spec(rayjob)),
@@ -72,7 +71,7 @@ def select_cluster(rayjob: dict[str, Any], cluster: str) -> dict[str, Any]:
     """The RayJob made to run on the RayCluster ``cluster`` (``clusterSelector``)."""
     spec = copy.deepcopy(rayjob["spec"])
     if spec.get("backoffLimit"):
-        task = rayjob["metadata"]["annotations"]["flyray.io/task-name"]
+        task = rayjob["metadata"]["annotations"][TASK_NAME_ANNOTATION]
         raise ManifestError(
             f"task {task!r} has retries={spec['backoffLimit']} and reuse_cluster=True: KubeRay "
             "retries a RayJob on a new cluster, which a reused cluster cannot be; set "
@@ -83,7 +82,7 @@ def select_cluster(rayjob: dict[str, Any], cluster: str) -> dict[str, Any]:
     spec.pop("backoffLimit", None)
     spec["clusterSelector"] = {CLUSTER_LABEL: cluster}
     metadata = copy.deepcopy(rayjob["metadata"])
-    metadata["labels"][SELECTED_LABEL] = cluster
+    metadata["labels"][SELECTED_CLUSTER_LABEL] = cluster
     return clean({**rayjob, "metadata": metadata, "spec": spec})
 
 

@@ -267,11 +267,12 @@ def test_a_group_without_containers_is_a_manifest_error() -> None:
 
 def test_the_seed_example_gives_a_head_and_two_cpu_workers() -> None:
     from flyray.manifest.rayjob import render_rayjob
+    from flyray.plugins.ray.request import ray_request
     from flyray.task.loader import load_task
 
     task = load_task(str(SEED), "my_ray_task")
     manifest = render_rayjob(
-        task,
+        ray_request(task),
         run_id="r0123456789",
         image="rayproject/ray:2.60.0-py311",
         ray_version="2.60.0",

@@ -13,6 +13,7 @@ from flyray import Resources, TaskEnvironment
 from flyray.executors.localcluster.topology import GROUP_RESOURCE_UNITS, cluster_nodes
 from flyray.manifest.rayjob import render_rayjob
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+from flyray.plugins.ray.request import ray_request
 
 env = TaskEnvironment(
     "topology_gpus",
@@ -37,7 +38,7 @@ def task() -> None:
 
 def test_gpu_type_becomes_the_nodes_accelerator_type_resource() -> None:
     manifest = render_rayjob(
-        task,
+        ray_request(task),
         run_id="r0123456789",
         image="rayproject/ray:2.60.0-py311",
         ray_version="2.60.0",

@@ -5,6 +5,7 @@ from flyray import Resources
 from flyray.executors.localcluster.warm.match import cluster_key, differences, explain
 from flyray.manifest.rayjob import render_rayjob
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+from flyray.plugins.ray.request import ray_request
 
 
 def seed_task(replicas=2, env_vars=None, **config):
@@ -33,7 +34,7 @@ def seed_task(replicas=2, env_vars=None, **config):
 
 def manifest(task, run_id="r0000000001", working_dir="file:///store/bundles/a.zip"):
     return render_rayjob(
-        task,
+        ray_request(task),
         run_id=run_id,
         entrypoint=["python", "-m", "flyray.entrypoint", "--run-id", run_id],
         image="rayproject/ray:2.60.0-py311",

@@ -1,6 +1,6 @@
 """flyray's RayJobs against a REAL kube-apiserver with KubeRay v1.7.0's CRDs installed.
 
-Every configuration of tests/manifest/test_rayjob.py is created with a server-side dry run
+Every configuration of tests/manifest/cases.py is created with a server-side dry run
 and strict field validation; what the server returns must be what flyray sent, plus only the
 defaults the CRD schema declares and the metadata the server sets: nothing pruned or changed.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.manifest.cases import CASES, rendered
 from tests.manifest.kuberay import require_schema
-from tests.manifest.test_rayjob import CASES, rendered
 
 pytestmark = pytest.mark.realkube
 

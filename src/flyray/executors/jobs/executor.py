@@ -66,7 +66,7 @@ class JobExecutor(Executor):
 
         A run id the run store already holds is refused: its record would be overwritten.
         """
-        from flyray.manifest.rayjob import dump_yaml
+        from flyray.manifest.serialization import dump_yaml
 
         self.check(task)
         self._check_new(run_id)

@@ -22,6 +22,7 @@ from flyray.executors.jobs.client import JobsClientFactory
 from flyray.executors.jobs.executor import JobExecutor
 from flyray.executors.jobs.run import JobRun, no_interrupts
 from flyray.manifest.rayjob import refuse_existing_cluster
+from flyray.plugins.ray.request import ray_request
 from flyray.store.record import RunStatus, utc_now
 from flyray.task.base import FunctionTask
 
@@ -50,7 +51,7 @@ class LocalClusterExecutor(JobExecutor):
 
     def check(self, task: FunctionTask) -> None:
         """A task that names an existing cluster has nothing for this mode to start."""
-        refuse_existing_cluster(task)
+        refuse_existing_cluster(ray_request(task))
 
     def wait(self, run_id: str, *, on_progress: ProgressCallback | None = None) -> RunStatus:
         """Run the job (retries, deadline) on a matching warm cluster, else on a new cluster."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import contextvars
 import json
-import math
 import os
 import threading
 import time
@@ -13,26 +11,17 @@ import warnings
 from typing import Any, ClassVar
 
 from flyray.config.policies import ReusePolicy
-from flyray.config.resources import Resources
 from flyray.errors import BadConfigurationError, SubmissionError
-from flyray.manifest.images import container_image
-from flyray.manifest.pod import ray_pod_template, resource_requirements
+from flyray.manifest.kuberay import kuberay_config
 from flyray.plugins.ray.config import (
-    KUBERAY_MAX_REPLICAS,
-    KUBERAY_MIN_REPLICAS,
     AutoscalerOptions,
     AutoscalerOptionsConfig,
     HeadNodeConfig,
     RayJobConfig,
     WorkerNodeConfig,
 )
-from flyray.plugins.ray.resources import (
-    accelerator_resources,
-    head_resources,
-    local_ray_resources,
-    node_label_settings,
-    with_accelerator_resources,
-)
+from flyray.plugins.ray.request import ray_request
+from flyray.plugins.ray.resources import local_ray_resources
 from flyray.task.base import FunctionTask
 from flyray.task.context import in_cluster
 from flyray.task.envvars import RUN_ENV_VARS
@@ -170,87 +159,11 @@ class RayFunctionTask(FunctionTask):
         return env
 
     def custom_config(self, sctx: Any = None) -> dict[str, Any]:
-        """The cluster in KubeRay's terms: a ``rayClusterSpec`` plus the job-level fields.
+        """The cluster in KubeRay's terms (``kuberay_config``), read from ``ray_request``.
 
-        Deterministic and JSON-serialisable. The runtime env appears twice: base64 JSON
-        (``runtimeEnv``, KubeRay < 1.1.0) and YAML (``runtimeEnvYAML``, KubeRay >= 1.1.0).
+        Deterministic and JSON-serialisable: the same request the RayJob is rendered from.
         """
-        cfg = self.plugin_config
-        cfg.validate()
-        cluster: dict[str, Any] = {
-            "enableInTreeAutoscaling": cfg.enable_autoscaling,
-            "headGroupSpec": self._head_group(cfg.head_node_config),
-            "workerGroupSpecs": [self._worker_group(w) for w in cfg.worker_node_config],
-        }
-        if self.service_account:
-            for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
-                group["template"]["spec"].setdefault("serviceAccountName", self.service_account)
-        if cfg.autoscaler_options is not None:
-            cluster["autoscalerOptions"] = _autoscaler_options(cfg.autoscaler_options)
-        config: dict[str, Any] = {
-            "rayClusterSpec": cluster,
-            "shutdownAfterJobFinishes": cfg.shutdown_after_job_finishes,
-        }
-        if cfg.ttl_seconds_after_finished is not None:
-            config["ttlSecondsAfterFinished"] = cfg.ttl_seconds_after_finished
-        if cfg.pre_running_deadline_seconds is not None:
-            config["preRunningDeadlineSeconds"] = cfg.pre_running_deadline_seconds
-        elif self.max_queued_time is not None:  # Flyte's Timeout(max_queued_time=...)
-            config["preRunningDeadlineSeconds"] = math.ceil(self.max_queued_time)
-        if cfg.runtime_env:
-            config["runtimeEnv"] = encode_runtime_env(cfg.runtime_env)
-            config["runtimeEnvYAML"] = runtime_env_yaml(cfg.runtime_env)
-        return config
-
-    def _bound(self, value: int | None, replicas: int, kuberay_default: int) -> int:
-        """A written bound: the given one, else ``replicas`` (fixed size) or KubeRay's default
-        under autoscaling."""
-        if value is not None:
-            return value
-        return kuberay_default if self.plugin_config.enable_autoscaling else replicas
-
-    def _head_group(self, head: HeadNodeConfig) -> dict[str, Any]:
-        requests, limits = head_resources(head, self.env.resources)
-        where = (
-            "HeadNodeConfig"
-            if (requests, limits) == (head.requests, head.limits)
-            else "TaskEnvironment.resources"
-        )
-        return self._node("ray-head", head, requests, limits, where)
-
-    def _worker_group(self, worker: WorkerNodeConfig) -> dict[str, Any]:
-        where = f"WorkerNodeConfig(group_name={worker.group_name!r})"
-        return {
-            "groupName": worker.group_name,
-            "replicas": worker.replicas,
-            "minReplicas": self._bound(worker.min_replicas, worker.replicas, KUBERAY_MIN_REPLICAS),
-            "maxReplicas": self._bound(worker.max_replicas, worker.replicas, KUBERAY_MAX_REPLICAS),
-            **self._node("ray-worker", worker, worker.requests, worker.limits, where),
-        }
-
-    def _node(
-        self,
-        container_name: str,
-        node: HeadNodeConfig | WorkerNodeConfig,
-        requests: Resources | None,
-        limits: Resources | None,
-        where: str,
-    ) -> dict[str, Any]:
-        """A group's ``rayStartParams`` and pod ``template``: the node's resources on the Ray
-        container, its GPU type as node affinity and as Ray's ``accelerator_type`` resource."""
-        template = ray_pod_template(
-            container_name=container_name,
-            requests=requests,
-            limits=limits,
-            pod_template=node.pod_template or self.effective_pod_template,
-            image=container_image(self.env.image),
-            where=where,
-            **node_label_settings(requests, limits),
-        )
-        params = with_accelerator_resources(
-            node.ray_start_params, accelerator_resources(requests, limits), where=where
-        )
-        return {"rayStartParams": dict(sorted(params.items())), "template": template}
+        return kuberay_config(ray_request(self))
 
 
 class _SharedRay:
@@ -356,33 +269,3 @@ def _job_runtime_env() -> dict[str, Any]:
     """The runtime env of the Ray job this driver runs in (Ray passes it in the environment)."""
     job_config = json.loads(os.environ.get(JOB_CONFIG_ENV, "{}") or "{}")
     return job_config.get("runtime_env") or {}
-
-
-def encode_runtime_env(runtime_env: dict[str, Any]) -> str:
-    """The runtime env as base64 JSON, the field KubeRay read before 1.1.0."""
-    text = json.dumps(runtime_env, sort_keys=True, separators=(",", ":"))
-    return base64.b64encode(text.encode()).decode()
-
-
-def runtime_env_yaml(runtime_env: dict[str, Any]) -> str:
-    """The runtime env as YAML, the ``runtimeEnvYAML`` field of KubeRay >= 1.1.0."""
-    import yaml
-
-    return yaml.safe_dump(runtime_env, sort_keys=True, default_flow_style=False)
-
-
-def _autoscaler_options(options: AutoscalerOptionsConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if options.kuberay_upscaling_mode is not None:
-        out["upscalingMode"] = options.kuberay_upscaling_mode
-    if options.idle_timeout_seconds is not None:
-        out["idleTimeoutSeconds"] = options.idle_timeout_seconds
-    if options.image is not None:
-        out["image"] = options.image
-    if options.resources is not None:
-        out["resources"] = resource_requirements(options.resources, None)
-    if options.env:
-        out["env"] = [{"name": k, "value": v} for k, v in sorted(options.env.items())]
-    if options.version is not None:
-        out["version"] = options.version
-    return out

@@ -62,14 +62,15 @@ def declared_manifest(task: FunctionTask, settings: Settings) -> dict[str, Any]:
     """The RayJob of ``task`` without a run (no bundle, no inputs): its cluster is what counts."""
     from flyray.config.ray_images import ray_version
     from flyray.manifest.images import default_image_for
-    from flyray.manifest.rayjob import refuse_existing_cluster, render_rayjob
+    from flyray.manifest.rayjob import render_rayjob
+    from flyray.plugins.ray.request import ray_request
 
-    refuse_existing_cluster(task)
+    request = ray_request(task)
     return render_rayjob(
-        task,
+        request,
         run_id="warm",
         entrypoint=["true"],
-        image=settings.image or default_image_for(task.env.image),
+        image=settings.image or default_image_for(request.image),
         ray_version=ray_version(),
         mode="local-cluster",
     )
