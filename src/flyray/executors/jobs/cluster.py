@@ -18,6 +18,7 @@ from flyray.executors.base import LogCallback, ProgressCallback
 from flyray.executors.jobs.client import JobsClientFactory, connect
 from flyray.executors.jobs.executor import JobExecutor
 from flyray.executors.jobs.run import JobRun
+from flyray.plugins.ray.config import RayJobConfig
 from flyray.store.record import RunRecord, RunStatus, utc_now
 from flyray.task.base import FunctionTask
 
@@ -134,9 +135,10 @@ class ClusterExecutor(JobExecutor):
 
 def jobs_address(settings: Settings, task: FunctionTask | None = None) -> str:
     """The Jobs API URL: the address setting, else the task's config, else RAY_ADDRESS."""
+    config = task.plugin_config if task is not None else None
     candidates = [
         ("address", settings.address),
-        ("RayJobConfig.address", getattr(getattr(task, "plugin_config", None), "address", None)),
+        ("RayJobConfig.address", config.address if isinstance(config, RayJobConfig) else None),
         ("RAY_ADDRESS", os.environ.get("RAY_ADDRESS")),
     ]
     for source, value in candidates:
