@@ -20,7 +20,7 @@ from flyray.errors import FlyrayError, TaskLoadError
 from flyray.task.base import FunctionTask
 from flyray.task.context import IN_CLUSTER_ENV
 
-__all__ = ["command", "find_task", "main"]
+__all__ = ["command", "enter_bundle", "find_task", "main"]
 
 
 def command(
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = False
     try:
         if args.bundle:
-            _enter_bundle(args.bundle)
+            enter_bundle(args.bundle)
         task = find_task(args.file, args.task)
         task_args, task_kwargs = store.read_inputs(args.run_id)
         started = True
@@ -97,15 +97,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _enter_bundle(uri: str) -> None:
-    """Unpack the code bundle into a fresh folder and make it the working directory."""
+def enter_bundle(uri: str, parent: Path | None = None) -> Path:
+    """Unpack the code bundle into a fresh folder (under ``parent``) and work in it; the folder.
+
+    The folder becomes the working directory and the first entry of ``sys.path``, as the
+    unpacked bundle is for a driver that Ray starts in it.
+    """
     import tempfile
 
     from flyray.store.bundle import unpack_bundle
 
-    folder = unpack_bundle(uri, Path(tempfile.mkdtemp(prefix="flyray-bundle-")))
+    folder = unpack_bundle(uri, Path(tempfile.mkdtemp(prefix="flyray-bundle-", dir=parent)))
     os.chdir(folder)
     sys.path.insert(0, str(folder))
+    return folder
 
 
 def _report(exc: BaseException, *, before_task: bool) -> None:

@@ -2,7 +2,9 @@
 
 A ``JobFollower`` submits the manifest's entrypoint and runtime env, streams the job's logs,
 stops it at the deadline, retries with a fresh submission id (after the task's backoff, never
-after a NonRecoverableError) and records every attempt in the run's record.
+after a NonRecoverableError) and records every attempt in the run's record. A client may run
+the job under another submission id than the one asked for (a warm cluster's standby driver,
+``warm.standby``): ``submit_job`` returns it, and the attempt records and follows that one.
 """
 
 from __future__ import annotations
@@ -68,11 +70,14 @@ class JobFollower:
         attempt = Attempt(number=number, submission_id=submission_id, started_at=utc_now())
         self.run_.record.attempts.append(attempt)
         self.executor.update(self.run_)
-        self.client.submit_job(
+        submitted = self.client.submit_job(
             entrypoint=spec["entrypoint"],
             runtime_env=yaml.safe_load(spec.get("runtimeEnvYAML") or "{}"),
             submission_id=submission_id,
         )
+        if submitted != submission_id:  # the job runs under another id (a standby driver's)
+            attempt.submission_id = submission_id = submitted
+            self.executor.update(self.run_)
         try:
             status = self._follow(submission_id, started)
         except KeyboardInterrupt:

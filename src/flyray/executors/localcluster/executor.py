@@ -104,7 +104,9 @@ class LocalClusterExecutor(JobExecutor):
         return acquire(registry, run.manifest, preferred=entry.name, report=report)
 
     def _run_warm(self, run: JobRun, warm: WarmCluster, report: ProgressCallback) -> RunStatus:
-        """Follow the job on a warm cluster, which stays up afterwards."""
+        """Follow the job on a warm cluster (its standby driver runs it), which stays up."""
+        from flyray.executors.localcluster.warm.standby import standby_jobs
+
         cluster = {"dashboard_url": warm.dashboard_url, "gcs_address": warm.gcs_address}
         cluster.update(temp_dir=warm.temp_dir, warm_cluster=warm.name)
         self.update(run, status=RunStatus.RUNNING, started_at=utc_now(), cluster=cluster)
@@ -115,7 +117,8 @@ class LocalClusterExecutor(JobExecutor):
         try:
             with self._recorded(run):
                 client = self.jobs_client(warm.dashboard_url, warm.auth_headers())
-                status = self.follow(run, client, report)
+                with standby_jobs(client, warm.temp_dir, report) as jobs:
+                    status = self.follow(run, jobs, report)
         finally:
             self.update(run, ended_at=utc_now())
         return status

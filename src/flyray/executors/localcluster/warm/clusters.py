@@ -17,7 +17,7 @@ from typing import Any
 
 from flyray.config.names import check_dns1123_label
 from flyray.config.settings import Settings
-from flyray.errors import ConfigError, NodeStartError
+from flyray.errors import ConfigError, FlyrayError, NodeStartError
 from flyray.executors.base import ProgressCallback
 from flyray.executors.localcluster.procs import (
     is_running,
@@ -106,6 +106,7 @@ def up(
         entry = _reservation(name, manifest, source=source, idle_timeout=idle)
         registry.put(entry)  # the name is taken while the nodes start
     _start(registry, entry, manifest, report)
+    _first_standby(entry, report)
     return entry, True
 
 
@@ -235,6 +236,19 @@ def _start(
             shutil.rmtree(root, ignore_errors=True)
         _remove_if_owned(registry, entry.name, Process.current())  # a keeper would then exit
         raise
+
+
+def _first_standby(entry: WarmCluster, report: ProgressCallback) -> None:
+    """Submit the new cluster's standby driver (``warm.standby``): its first run starts at once."""
+    from flyray.executors.jobs.client import ray_jobs_client
+    from flyray.executors.localcluster.warm.standby import keep_one_ready
+
+    try:
+        client = ray_jobs_client(entry.dashboard_url, entry.auth_headers())
+    except FlyrayError as exc:
+        report(f"no standby driver for the first run ({exc}); it submits its own job")
+        return
+    keep_one_ready(client, entry.temp_dir, entry.key.get("runtimeEnv") or {}, report)
 
 
 def _already_up(registry: Registry, existing: WarmCluster, key: dict[str, Any]) -> WarmCluster:

@@ -1,0 +1,267 @@
+"""Standby drivers: a warm cluster keeps the driver of its next job started ahead of the run.
+
+Before a job's task starts, Ray starts a job supervisor (an actor: a new worker process), the
+supervisor starts the driver (a Python that imports flyray and Ray) and the driver connects:
+about half of a warm run. None of it depends on the run but the code bundle, so a warm cluster
+keeps one job submitted ahead whose driver (``standby_driver``) has done all that but connect,
+and waits. A run's submission is handed to it instead (``StandbyJobs``): the driver makes the
+run's bundle the job's ``working_dir`` and runs the run's entrypoint, so the job has the
+runtime env, driver and logs it would have had; only its submission id is the standby's,
+which the attempt records.
+
+A standby is submitted with the warm cluster's runtime env (part of the cluster's key, so the
+same for every run on it but for ``working_dir``): by ``flyray cluster up``, and by each run
+that used the cluster, once its job has ended (not while it runs: the next driver's start-up
+would take CPU from this one). A run that finds no standby, or whose hand-over fails, submits
+its job as before.
+
+Files in ``<cluster temp dir>/standby/`` (mode 0700; the cluster's temp dir goes when it stops):
+
+    <id>.json    a submitted standby: submission id and runtime env, written by its submitter
+    <id>.sock    its driver's socket, there once the driver waits
+    <id>.claimed a standby a run has taken: runs claim one by renaming its .json (atomic)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flyray.errors import FlyrayError
+from flyray.executors.base import ProgressCallback
+
+__all__ = [
+    "Standby",
+    "StandbyJobs",
+    "claim",
+    "folder_of",
+    "hand_over",
+    "keep_one_ready",
+    "standby_jobs",
+    "submit_standby",
+    "unclaimed",
+]
+
+DRIVER_MODULE = "flyray.executors.localcluster.warm.standby_driver"
+READY_TIMEOUT_S = 60.0  # how long a run waits for a claimed standby's driver to get ready
+SOCKET_POLL_S = 0.02  # how often it looks for the driver's socket meanwhile,
+STATUS_POLL_S = 1.0  # and how often it asks whether the standby's job has ended instead
+REPLY_TIMEOUT_S = 10.0  # how long the driver may take to take the run
+_PER_RUN = "working_dir"  # the one runtime-env field a standby's job gets from the run
+
+
+@dataclass(frozen=True)
+class Standby:
+    """A submitted standby job: its submission id, runtime env and folder."""
+
+    submission_id: str
+    runtime_env: dict[str, Any]
+    folder: Path
+
+    @property
+    def socket(self) -> Path:
+        """Where its driver waits for a run."""
+        return self.folder / f"{self.submission_id}.sock"
+
+
+def folder_of(temp_dir: str | os.PathLike[str]) -> Path:
+    """The standby folder of a warm cluster whose temp dir is ``temp_dir``."""
+    return Path(temp_dir) / "standby"
+
+
+def submit_standby(client: Any, temp_dir: str, runtime_env: Mapping[str, Any]) -> Standby:
+    """Submit a standby job to the cluster behind ``client``, with ``runtime_env``."""
+    folder = folder_of(temp_dir)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    standby = Standby(f"flyray-standby-{secrets.token_hex(6)}", dict(runtime_env), folder)
+    marker = folder / f"{standby.submission_id}.json"
+    temp = folder / f"{marker.name}.tmp"
+    text = json.dumps({"submission_id": standby.submission_id, "runtime_env": runtime_env})
+    temp.write_text(text)
+    entrypoint = ["python", "-m", DRIVER_MODULE, "--socket", str(standby.socket)]
+    try:
+        client.submit_job(
+            entrypoint=shlex.join(entrypoint),
+            runtime_env=dict(runtime_env),
+            submission_id=standby.submission_id,
+        )
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    os.replace(temp, marker)  # claimable only once Ray has the job
+    return standby
+
+
+def unclaimed(temp_dir: str) -> list[Standby]:
+    """The submitted standbys of the cluster that no run has claimed, oldest first."""
+    folder, found = folder_of(temp_dir), []
+    for marker in sorted(folder.glob("*.json"), key=_mtime):
+        try:
+            data = json.loads(marker.read_text())
+        except (OSError, ValueError):  # claimed meanwhile
+            continue
+        found.append(Standby(data["submission_id"], data["runtime_env"], folder))
+    return found
+
+
+def keep_one_ready(
+    client: Any, temp_dir: str, runtime_env: Mapping[str, Any], report: ProgressCallback
+) -> None:
+    """Submit a standby unless one with ``runtime_env`` waits to be claimed; failures reported."""
+    if any(_same_env(s.runtime_env, runtime_env) for s in unclaimed(temp_dir)):
+        return
+    try:
+        standby = submit_standby(client, temp_dir, runtime_env)
+    except (FlyrayError, OSError) as exc:
+        report(f"no standby driver for the next run ({exc}); it submits its own job")
+        return
+    report(f"standby driver for the next run: job {standby.submission_id}")
+
+
+def claim(temp_dir: str, runtime_env: Mapping[str, Any]) -> Standby | None:
+    """Take a submitted standby with ``runtime_env`` (no other run gets it); None if none."""
+    for standby in unclaimed(temp_dir):
+        if not _same_env(standby.runtime_env, runtime_env):
+            continue
+        marker = standby.folder / f"{standby.submission_id}.json"
+        try:
+            os.rename(marker, marker.with_suffix(".claimed"))
+        except FileNotFoundError:  # another run took it first
+            continue
+        return standby
+    return None
+
+
+def hand_over(standby: Standby, client: Any, message: Mapping[str, Any]) -> str | None:
+    """Give ``message`` (attempt, argv, working_dir) to the standby's driver; why not, or None.
+
+    Waits for the driver to be ready while its job goes on. A standby that could not take the
+    run is stopped: it was claimed, so it would wait for nobody.
+    """
+    try:
+        why = _wait_ready(standby, client)
+        if why is None:
+            why = _send(standby.socket, message)
+    finally:
+        (standby.folder / f"{standby.submission_id}.claimed").unlink(missing_ok=True)
+    if why is not None:
+        with contextlib.suppress(FlyrayError, OSError):
+            client.stop_job(standby.submission_id)
+    return why
+
+
+class StandbyJobs:
+    """A Jobs client that hands a run's submission to a standby driver when there is one.
+
+    Every other call goes to ``client``. ``submit_job`` returns the submission id the job
+    runs under: the standby's, or the one asked for.
+    """
+
+    def __init__(self, client: Any, temp_dir: str, report: ProgressCallback) -> None:
+        self.client, self.temp_dir, self.report = client, temp_dir, report
+        self.runtime_env: dict[str, Any] | None = None  # the last submission's, but working_dir
+
+    def submit_job(
+        self, *, entrypoint: str, runtime_env: dict[str, Any], submission_id: str
+    ) -> str:
+        """Hand the job to a standby driver, else submit it; its submission id."""
+        shared = {key: value for key, value in runtime_env.items() if key != _PER_RUN}
+        self.runtime_env = shared
+        standby = claim(self.temp_dir, shared) if _PER_RUN in runtime_env else None
+        if standby is not None:
+            message = {
+                "attempt": submission_id,
+                "argv": shlex.split(entrypoint),
+                "working_dir": runtime_env[_PER_RUN],
+            }
+            why = hand_over(standby, self.client, message)
+            if why is None:
+                self.report(f"job {submission_id} runs as standby job {standby.submission_id}")
+                return standby.submission_id
+            self.report(f"standby job {standby.submission_id} not used ({why})")
+        return self.client.submit_job(
+            entrypoint=entrypoint, runtime_env=runtime_env, submission_id=submission_id
+        )
+
+    def get_job_status(self, submission_id: str) -> Any:
+        """The job's ``JobStatus``."""
+        return self.client.get_job_status(submission_id)
+
+    def get_job_logs(self, submission_id: str) -> str:
+        """The job's driver log so far."""
+        return self.client.get_job_logs(submission_id)
+
+    def get_job_info(self, submission_id: str) -> Any:
+        """The job's details."""
+        return self.client.get_job_info(submission_id)
+
+    def stop_job(self, submission_id: str) -> bool:
+        """Ask Ray to stop the job."""
+        return self.client.stop_job(submission_id)
+
+
+@contextlib.contextmanager
+def standby_jobs(client: Any, temp_dir: str, report: ProgressCallback) -> Iterator[StandbyJobs]:
+    """``client`` as a ``StandbyJobs``; when the block ends normally, a standby is left ready.
+
+    After an exception (Ctrl-C, a cluster that stopped answering) none is submitted.
+    """
+    jobs = StandbyJobs(client, temp_dir, report)
+    yield jobs
+    if jobs.runtime_env is not None:
+        keep_one_ready(client, temp_dir, jobs.runtime_env, report)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _same_env(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
+    return json.dumps(left, sort_keys=True) == json.dumps(right, sort_keys=True)
+
+
+def _wait_ready(standby: Standby, client: Any) -> str | None:
+    """Wait for the driver's socket while its job goes on; why it will not come, or None."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    status_due = 0.0
+    while not standby.socket.exists():
+        now = time.monotonic()
+        if now > deadline:
+            return f"its driver was not ready after {READY_TIMEOUT_S:g} s"
+        if now >= status_due:
+            status = client.get_job_status(standby.submission_id)
+            if status.is_terminal():
+                return f"its job ended {status.value}"
+            status_due = now + STATUS_POLL_S
+        time.sleep(SOCKET_POLL_S)
+    return None
+
+
+def _send(path: Path, message: Mapping[str, Any]) -> str | None:
+    """Send ``message`` to the driver at ``path``; why it was not taken, or None."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(REPLY_TIMEOUT_S)
+            conn.connect(str(path))
+            conn.sendall(json.dumps(message).encode() + b"\n")
+            reply = json.loads(conn.makefile("rb").readline() or b"{}")
+    except (OSError, ValueError) as exc:
+        return f"its driver did not answer: {exc}"
+    if reply.get("ok") is not True:
+        return f"its driver refused the run: {reply.get('error')}"
+    return None
