@@ -21,10 +21,11 @@ both commands.
 Exit status: 0 when the target is met, 1 when it is missed, 2 when a run fails (non-zero
 exit, timeout, or output other than 285).
 
-Run it from anywhere (it uses the ``flyray`` console script next to sys.executable):
+Run it from the checkout's root (any directory works; it uses the ``flyray`` console script
+next to sys.executable):
 
-    /work/venv/bin/python benchmarks/cli_overhead.py              # 5 pairs of runs
-    /work/venv/bin/python benchmarks/cli_overhead.py --runs 9
+    .venv/bin/python benchmarks/cli_overhead.py              # 5 pairs of runs
+    .venv/bin/python benchmarks/cli_overhead.py --runs 9
 """
 
 from __future__ import annotations

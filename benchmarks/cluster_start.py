@@ -22,10 +22,11 @@ run's sessions; a survivor is reported, killed by process group, and fails the b
 Exit status: 0 when median(parallel) / median(sequential) is at most the target (default 0.6),
 1 when it is not, 2 when a start fails or a process survives.
 
-Run it with the project's venv, from any directory (about 30 s per round on 2 cores):
+Run it with the project's venv, from the checkout's root (any directory works; about 30 s per
+round on 2 cores):
 
-    /work/venv/bin/python benchmarks/cluster_start.py               # 3 rounds
-    /work/venv/bin/python benchmarks/cluster_start.py --runs 5 --target-ratio 0.6
+    .venv/bin/python benchmarks/cluster_start.py               # 3 rounds
+    .venv/bin/python benchmarks/cluster_start.py --runs 5 --target-ratio 0.6
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ Exit status: 0 when both checks pass, 1 when the import cost exceeds the target 
 
 Run it from the repository root:
 
-    /work/venv/bin/python benchmarks/import_time.py            # 7 runs of each
-    /work/venv/bin/python benchmarks/import_time.py --runs 15 --target-ms 150
+    .venv/bin/python benchmarks/import_time.py            # 7 runs of each
+    .venv/bin/python benchmarks/import_time.py --runs 15 --target-ms 150
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ baseline. One untimed warm-up of each comes first (imports, caches).
 Exit status: 0 when the median render is under the target (default 20 ms), 1 when it is
 not, 2 when rendering fails.
 
-Run it with the project's venv, from any directory:
+Run it with the project's venv, from the checkout's root (any directory works):
 
-    /work/venv/bin/python benchmarks/render.py                 # 50 runs of each
-    /work/venv/bin/python benchmarks/render.py --runs 200 --target-ms 20
+    .venv/bin/python benchmarks/render.py                 # 50 runs of each
+    .venv/bin/python benchmarks/render.py --runs 200 --target-ms 20
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ processes that name any cluster's temp dir (a survivor fails the run, exit 2).
 
 Exit status: 0 when both targets are met, 1 when one is missed, 2 when a run fails.
 
-    /work/venv/bin/python benchmarks/warm_cluster.py            # about 4 minutes on 2 cores
-    /work/venv/bin/python benchmarks/warm_cluster.py --runs 3
+    .venv/bin/python benchmarks/warm_cluster.py            # about 4 minutes on 2 cores
+    .venv/bin/python benchmarks/warm_cluster.py --runs 3
 """
 
 from __future__ import annotations
