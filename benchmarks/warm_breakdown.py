@@ -6,7 +6,8 @@ runs (default 5) of
 
     flyray run --mode local-cluster examples/seed.py my_ray_task --n 10
 
-each timed from process start to exit. After each run its timeline is put together from
+each timed from process start to exit, each started once the cluster's standby driver is
+ready (as in warm_cluster.py). After each run its timeline is put together from
 clocks that all read this machine's time:
 
     process start         the benchmark, just before it starts `flyray run`
@@ -19,9 +20,9 @@ clocks that all read this machine's time:
                           pid is the actor's)
     driver connected      the job's driver registered (state API: the DRIVER worker's
                           ``start_time_ms``, i.e. its ``ray.init()`` returned)
-    first task started    the driver first gave one of the job's tasks to a worker (state API:
-                          the earliest SUBMITTED_TO_WORKER event)
-    last task ended       the latest ``end_time_ms`` of the job's tasks
+    first task started    the driver first gave one of the task's 10 Ray tasks (``f``) to a
+                          worker (state API: the earliest SUBMITTED_TO_WORKER event)
+    last task ended       the latest ``end_time_ms`` of those tasks
     job ended             Ray's ``JobInfo.end_time``: the supervisor saw the driver exit
     process exit          the benchmark, when `flyray run` has exited
 
@@ -192,7 +193,7 @@ class Timeline:
                 detail=True,
                 raise_on_missing_output=False,
             )
-            tasks = [t for t in tasks if t.type == "NORMAL_TASK"]
+            tasks = [t for t in tasks if t.type == "NORMAL_TASK" and t.name == "f"]
             given = [ms for t in tasks if (ms := _given_to_worker(t)) is not None]
             if len(tasks) == 10 and all(t.end_time_ms for t in tasks) and given:
                 break
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             timeline = Timeline(bench, entry)
             runs, walls = [], []
             for index in range(args.runs):
+                bench.settle()  # untimed: the standby driver the last run left is ready
                 events = timeline.measure()
                 runs.append(phases(events))
                 walls.append(events["process exit"] - events["process start"])

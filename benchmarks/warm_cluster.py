@@ -19,6 +19,10 @@ Measured, as wall time from process start to exit (every run must give 285):
             its outputs are read back from the run store.
     Target: median(flyray) / median(hand) <= 1.2 (--target-hand).
 
+Before every timed run, of either side, the benchmark waits (untimed) until the warm cluster's
+standby driver is ready: each warm run leaves the next one's driver starting (docs/warm-
+clusters.md), and that start-up must not run into the next timed run.
+
 Everything lives in a private temp dir (``FLYRAY_CLUSTERS_DIR``, ``FLYRAY_RUN_STORE``); the
 warm cluster is stopped with `flyray cluster down --all` at the end, and /proc is checked for
 processes that name any cluster's temp dir (a survivor fails the run, exit 2).
@@ -117,6 +121,22 @@ class Bench:
         entry = json.loads((self.clusters / "ray-env.json").read_text())
         self.temp_dirs.add(entry["temp_dir"])
         return entry
+
+    def settle(self) -> None:
+        """Wait, untimed, until the warm cluster's standby driver waits for the next run.
+
+        A warm run leaves a standby driver starting (``warm.standby``), which takes CPU for a
+        few seconds: the next timed run, of either side, starts once it is ready.
+        """
+        from flyray.executors.localcluster.warm.registry import Registry
+        from flyray.executors.localcluster.warm.standby import unclaimed
+
+        entry = Registry(self.clusters).get("ray-env")
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while not any(standby.socket.exists() for standby in unclaimed(entry.temp_dir)):
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"no standby driver got ready in {entry.temp_dir}")
+            time.sleep(0.1)
 
     def seed_run(self, *, fresh: bool) -> float:
         """One `flyray run` of the seed on local-cluster; a cold one's kept cluster is stopped."""
@@ -220,13 +240,20 @@ def wait_gone(temp_dir: str) -> None:
         raise BenchmarkError(f"processes of {temp_dir} survived: {left}")
 
 
-def alternate(runs: int, first: Callable[[], float], second: Callable[[], float], names: str):
-    """``runs`` rounds of both, the order flipping every round; each one's times."""
+def alternate(
+    runs: int,
+    first: Callable[[], float],
+    second: Callable[[], float],
+    names: str,
+    settle: Callable[[], None],
+):
+    """``runs`` rounds of both, the order flipping every round, ``settle`` before each; times."""
     times: tuple[list[float], list[float]] = ([], [])
     labels = names.split("/")
     for index in range(runs):
         order = (0, 1) if index % 2 == 0 else (1, 0)
         for which in order:
+            settle()
             seconds = (first, second)[which]()
             times[which].append(seconds)
             print(f"run {index + 1}/{runs}  {labels[which]:<6} {seconds:6.2f} s", flush=True)
@@ -253,7 +280,11 @@ def measure(bench: Bench, runs: int) -> tuple[list[float], ...]:
     bench.seed_run(fresh=False)  # untimed: the first job on a cluster sets up its env
     print("(a) warm vs cold", flush=True)
     warm, cold = alternate(
-        runs, lambda: bench.seed_run(fresh=False), lambda: bench.seed_run(fresh=True), "warm/cold"
+        runs,
+        lambda: bench.seed_run(fresh=False),
+        lambda: bench.seed_run(fresh=True),
+        "warm/cold",
+        bench.settle,
     )
     print("(b) flyray vs ray job submit, on the warm cluster", flush=True)
     flyray, hand = alternate(
@@ -261,6 +292,7 @@ def measure(bench: Bench, runs: int) -> tuple[list[float], ...]:
         lambda: bench.seed_run(fresh=False),
         lambda: bench.hand_run(entry, prepare),
         "flyray/hand",
+        bench.settle,
     )
     return warm, cold, flyray, hand
 

@@ -25,7 +25,11 @@ def where() -> dict:
         # A module of the code bundle, found from the bundle's root on the worker.
         from tests.executors.localcluster.standby_helper import answer
 
-        return {"answer": answer(), "cwd": os.getcwd(), "env": os.environ.get("STANDBY_TEST")}
+        return {
+            "answer": answer(),
+            "env": os.environ.get("STANDBY_TEST"),
+            "pid": os.getpid(),
+        }
 
     print("the task prints this")
     return {

@@ -91,9 +91,30 @@ def store(home) -> RunStore:
     return RunStore(str(home / "runs"))
 
 
+def only_a_cold_standby(cluster: WarmCluster) -> Standby:
+    """Make the cluster's one standby a cold one (submitted without a code bundle), ready."""
+    jobs = ray_jobs_client(cluster.dashboard_url, cluster.auth_headers())
+    shared = cluster_env(cluster)
+    while (taken := claim(cluster.temp_dir, shared)) is not None:  # every waiting standby
+        jobs.stop_job(taken.submission_id)
+    submit_standby(jobs, cluster.temp_dir, shared)
+    return ready_standby(cluster)
+
+
+def cluster_env(cluster: WarmCluster) -> dict:
+    """The runtime env of every run on the cluster, but the code bundle."""
+    return cluster.key.get("runtimeEnv") or {}
+
+
+def working_dir_of(home, run_id) -> str:
+    manifest = yaml.safe_load(store(home).read_manifest(run_id))
+    return yaml.safe_load(manifest["spec"]["runtimeEnvYAML"])["working_dir"]
+
+
 @pytest.mark.slow
-def test_a_run_is_handed_to_the_waiting_standby_driver(home, cluster):
-    standby = ready_standby(cluster)
+def test_a_run_is_handed_to_a_standby_driver_started_without_its_code(home, cluster):
+    standby = only_a_cold_standby(cluster)
+    assert standby.working_dir is None
     run, progress = run_task(home, "where")
     result, run_id = run.result(), run.name
     (attempt,) = store(home).load_record(run_id).attempts
@@ -101,9 +122,7 @@ def test_a_run_is_handed_to_the_waiting_standby_driver(home, cluster):
     assert attempt.status is RunStatus.SUCCEEDED
     assert f"job {run_id}-1 runs as standby job {standby.submission_id}" in progress
     # The job has the run's runtime env: its code bundle and env vars, on driver and workers.
-    manifest = yaml.safe_load(store(home).read_manifest(run_id))
-    runtime_env = yaml.safe_load(manifest["spec"]["runtimeEnvYAML"])
-    assert result["working_dir"] == runtime_env["working_dir"]
+    assert result["working_dir"] == working_dir_of(home, run_id)
     assert result["worker"]["answer"] == 42
     assert result["driver_env"] == result["worker"]["env"] == "on"
     assert Path(result["cwd"]).parent == folder_of(cluster.temp_dir)
@@ -111,8 +130,21 @@ def test_a_run_is_handed_to_the_waiting_standby_driver(home, cluster):
     log = store(home).read_log(run_id)
     assert f"this standby driver runs attempt {run_id}-1: python -m flyray.entrypoint" in log
     assert "the task prints this" in log
-    # The run left a new standby for the next one.
-    assert ready_standby(cluster).submission_id != standby.submission_id
+
+
+@pytest.mark.slow
+def test_the_next_run_of_the_same_code_finds_ray_and_its_workers_up(home, cluster):
+    first, _ = run_task(home, "where")
+    standby = ready_standby(cluster)  # left by that run, with its code bundle
+    assert standby.working_dir == working_dir_of(home, first.name)
+    before = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    run, _ = run_task(home, "where")
+    result = run.result()
+    (attempt,) = store(home).load_record(run.name).attempts
+    assert attempt.submission_id == standby.submission_id
+    assert result["working_dir"] == standby.working_dir and result["worker"]["answer"] == 42
+    assert result["driver_env"] == result["worker"]["env"] == "on"
+    assert result["worker"]["pid"] in before  # a worker that was up before the run
 
 
 @pytest.mark.slow
@@ -188,7 +220,7 @@ class Jobs:
         return True
 
 
-def test_a_standby_is_claimed_once_and_only_with_its_runtime_env(tmp_path):
+def test_a_standby_is_claimed_once_and_only_for_its_runtime_env(tmp_path):
     jobs, env = Jobs(), {"env_vars": {"A": "1"}}
     standby = submit_standby(jobs, str(tmp_path), env)
     (submitted,) = jobs.submitted
@@ -198,8 +230,16 @@ def test_a_standby_is_claimed_once_and_only_with_its_runtime_env(tmp_path):
     )
     assert oct(folder_of(tmp_path).stat().st_mode & 0o777) == "0o700"
     assert claim(str(tmp_path), {"env_vars": {"A": "2"}}) is None
-    assert claim(str(tmp_path), env) == standby
+    assert claim(str(tmp_path), {**env, "working_dir": "file:///b.zip"}) == standby
     assert claim(str(tmp_path), env) is None and unclaimed(str(tmp_path)) == []
+
+
+def test_the_standby_with_the_runs_code_is_claimed_first(tmp_path):
+    jobs, env = Jobs(), {"env_vars": {"A": "1"}}
+    other = submit_standby(jobs, str(tmp_path), {**env, "working_dir": "file:///a.zip"})
+    same = submit_standby(jobs, str(tmp_path), {**env, "working_dir": "file:///b.zip"})
+    assert claim(str(tmp_path), {**env, "working_dir": "file:///b.zip"}) == same
+    assert claim(str(tmp_path), {**env, "working_dir": "file:///b.zip"}) == other
 
 
 def test_one_standby_is_kept_ready_and_a_failed_submission_leaves_none(tmp_path):

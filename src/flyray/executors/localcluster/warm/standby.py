@@ -1,19 +1,23 @@
 """Standby drivers: a warm cluster keeps the driver of its next job started ahead of the run.
 
 Before a job's task starts, Ray starts a job supervisor (an actor: a new worker process), the
-supervisor starts the driver (a Python that imports flyray and Ray) and the driver connects:
-about half of a warm run. None of it depends on the run but the code bundle, so a warm cluster
-keeps one job submitted ahead whose driver (``standby_driver``) has done all that but connect,
-and waits. A run's submission is handed to it instead (``StandbyJobs``): the driver makes the
-run's bundle the job's ``working_dir`` and runs the run's entrypoint, so the job has the
-runtime env, driver and logs it would have had; only its submission id is the standby's,
-which the attempt records.
+supervisor starts the driver (a Python that imports flyray and Ray), the driver connects, and
+the job's first tasks wait for worker processes to start: most of a warm run, and none of it
+depends on the run but its code bundle. So a warm cluster keeps one job submitted ahead whose
+driver (``standby_driver``) has done all that and waits; a run's submission is handed to it
+(``StandbyJobs``), and the attempt records the standby's submission id. The job has the
+runtime env, driver and logs it would have had:
 
-A standby is submitted with the warm cluster's runtime env (part of the cluster's key, so the
-same for every run on it but for ``working_dir``): by ``flyray cluster up``, and by each run
-that used the cluster, once its job has ended (not while it runs: the next driver's start-up
-would take CPU from this one). A run that finds no standby, or whose hand-over fails, submits
-its job as before.
+- a standby submitted with the run's code bundle (``working_dir``) is connected and has its
+  workers up: the run's entrypoint runs at once;
+- one submitted with another bundle, or none, makes the run's bundle the job's
+  ``working_dir`` and runs the entrypoint, which connects and starts workers as usual.
+
+Each run that used the cluster submits the next standby with its own runtime env (so the next
+run of the same code finds it ready), once its job has ended (not while it runs: the standby's
+start-up would take CPU from it); ``flyray cluster up`` submits the first, without a bundle.
+The runtime env is the warm cluster's (part of its key, the same for every run on it) plus the
+bundle. A run that finds no standby, or whose hand-over fails, submits its job as before.
 
 Files in ``<cluster temp dir>/standby/`` (mode 0700; the cluster's temp dir goes when it stops):
 
@@ -56,7 +60,7 @@ READY_TIMEOUT_S = 60.0  # how long a run waits for a claimed standby's driver to
 SOCKET_POLL_S = 0.02  # how often it looks for the driver's socket meanwhile,
 STATUS_POLL_S = 1.0  # and how often it asks whether the standby's job has ended instead
 REPLY_TIMEOUT_S = 10.0  # how long the driver may take to take the run
-_PER_RUN = "working_dir"  # the one runtime-env field a standby's job gets from the run
+_PER_RUN = "working_dir"  # the runtime-env field that differs between runs on a warm cluster
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,15 @@ class Standby:
     def socket(self) -> Path:
         """Where its driver waits for a run."""
         return self.folder / f"{self.submission_id}.sock"
+
+    @property
+    def working_dir(self) -> str | None:
+        """The code bundle it was submitted with (its driver is connected, its workers up)."""
+        return self.runtime_env.get(_PER_RUN)
+
+    def serves(self, runtime_env: Mapping[str, Any]) -> bool:
+        """Whether it can run a job with ``runtime_env``: the same but for ``working_dir``."""
+        return _shared(self.runtime_env) == _shared(runtime_env)
 
 
 def folder_of(temp_dir: str | os.PathLike[str]) -> Path:
@@ -116,8 +129,8 @@ def unclaimed(temp_dir: str) -> list[Standby]:
 def keep_one_ready(
     client: Any, temp_dir: str, runtime_env: Mapping[str, Any], report: ProgressCallback
 ) -> None:
-    """Submit a standby unless one with ``runtime_env`` waits to be claimed; failures reported."""
-    if any(_same_env(s.runtime_env, runtime_env) for s in unclaimed(temp_dir)):
+    """Submit a standby with ``runtime_env`` unless one that serves it waits; failures said."""
+    if any(standby.serves(runtime_env) for standby in unclaimed(temp_dir)):
         return
     try:
         standby = submit_standby(client, temp_dir, runtime_env)
@@ -128,10 +141,13 @@ def keep_one_ready(
 
 
 def claim(temp_dir: str, runtime_env: Mapping[str, Any]) -> Standby | None:
-    """Take a submitted standby with ``runtime_env`` (no other run gets it); None if none."""
-    for standby in unclaimed(temp_dir):
-        if not _same_env(standby.runtime_env, runtime_env):
-            continue
+    """Take a submitted standby that serves ``runtime_env`` (no other run gets it), or None.
+
+    One submitted with the same code bundle comes first: its workers are up for that code.
+    """
+    found = [standby for standby in unclaimed(temp_dir) if standby.serves(runtime_env)]
+    found.sort(key=lambda standby: standby.working_dir != runtime_env.get(_PER_RUN))
+    for standby in found:
         marker = standby.folder / f"{standby.submission_id}.json"
         try:
             os.rename(marker, marker.with_suffix(".claimed"))
@@ -168,15 +184,14 @@ class StandbyJobs:
 
     def __init__(self, client: Any, temp_dir: str, report: ProgressCallback) -> None:
         self.client, self.temp_dir, self.report = client, temp_dir, report
-        self.runtime_env: dict[str, Any] | None = None  # the last submission's, but working_dir
+        self.runtime_env: dict[str, Any] | None = None  # the last submission's
 
     def submit_job(
         self, *, entrypoint: str, runtime_env: dict[str, Any], submission_id: str
     ) -> str:
         """Hand the job to a standby driver, else submit it; its submission id."""
-        shared = {key: value for key, value in runtime_env.items() if key != _PER_RUN}
-        self.runtime_env = shared
-        standby = claim(self.temp_dir, shared) if _PER_RUN in runtime_env else None
+        self.runtime_env = runtime_env
+        standby = claim(self.temp_dir, runtime_env) if _PER_RUN in runtime_env else None
         if standby is not None:
             message = {
                 "attempt": submission_id,
@@ -213,7 +228,9 @@ class StandbyJobs:
 def standby_jobs(client: Any, temp_dir: str, report: ProgressCallback) -> Iterator[StandbyJobs]:
     """``client`` as a ``StandbyJobs``; when the block ends normally, a standby is left ready.
 
-    After an exception (Ctrl-C, a cluster that stopped answering) none is submitted.
+    It is submitted with the run's runtime env, code bundle included, so that the next run
+    of the same code finds Ray and the workers up. After an exception (Ctrl-C, a cluster that
+    stopped answering) none is submitted.
     """
     jobs = StandbyJobs(client, temp_dir, report)
     yield jobs
@@ -231,8 +248,10 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _same_env(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
-    return json.dumps(left, sort_keys=True) == json.dumps(right, sort_keys=True)
+def _shared(runtime_env: Mapping[str, Any]) -> str:
+    """A runtime env without its per-run ``working_dir``, as canonical JSON."""
+    shared = {key: value for key, value in runtime_env.items() if key != _PER_RUN}
+    return json.dumps(shared, sort_keys=True)
 
 
 def _wait_ready(standby: Standby, client: Any) -> str | None:

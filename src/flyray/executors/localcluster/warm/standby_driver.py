@@ -2,15 +2,20 @@
 
 ``python -m flyray.executors.localcluster.warm.standby_driver --socket PATH`` is the
 entrypoint of the job a warm cluster keeps submitted (``warm.standby``). It imports what
-``flyray.entrypoint`` and a Ray task need (flyray, Ray, the run store), then listens on the
-Unix socket ``PATH`` for one run: the manifest's entrypoint argv and code bundle URI. It
+``flyray.entrypoint`` and a Ray task need (flyray, Ray, the run store). A job submitted with a
+code bundle (``working_dir``: the last run's) also connects to the cluster as its driver and
+starts its workers, one per CPU of every node, which stay idle for the job. Then it listens on
+the Unix socket ``PATH`` for one run: the manifest's entrypoint argv and code bundle URI. It
 acknowledges, then becomes that run's driver:
 
-- the bundle becomes the job's ``working_dir``: it is written into the job config that Ray's
-  supervisor passes the driver (``RAY_JOB_CONFIG_JSON_ENV_VAR``), which ``ray.init()`` reads,
-  so the job's workers get the code exactly as with a job submitted with it;
-- the bundle is unpacked and made the working directory, as Ray does for a driver;
-- ``flyray.entrypoint.main`` runs with the entrypoint's arguments, in this process.
+- the same bundle: Ray is up with it, workers and all; the run's entrypoint runs;
+- another bundle (or none at submission): Ray, if connected, is shut down; the run's bundle
+  becomes the job's ``working_dir``, written into the job config that Ray's supervisor passes
+  the driver (``RAY_JOB_CONFIG_JSON_ENV_VAR``) and that ``ray.init()`` reads, so the job's
+  workers get the code as with a job submitted with it; the bundle is unpacked and made the
+  working directory, as Ray does for a driver; the run's entrypoint runs and connects anew.
+
+The entrypoint is ``flyray.entrypoint.main`` with the entrypoint's arguments, in this process.
 
 The socket is the hand-over channel of a cluster that flyray started on this machine; it lives
 in a folder of mode 0700 in the cluster's temp dir, beside the cluster's token file, so only
@@ -42,21 +47,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Wait for a run and drive it: the entrypoint's exit code (1 for a run refused)."""
     args = _parser().parse_args(argv)
     _preload()
+    submitted = _job_working_dir()
+    if submitted is not None:
+        _warm_up()
     socket_path = Path(args.socket)
     run, why = _wait_for_run(socket_path)
     if why is not None:
         print(f"flyray: standby driver refused a run: {why}", file=sys.stderr, flush=True)
         return 1
-    folder = _adopt(run["working_dir"], parent=socket_path.parent)
+    folder = None
+    if run["working_dir"] != submitted:
+        folder = _adopt(run["working_dir"], parent=socket_path.parent)
     attempt, command = run["attempt"], " ".join(run["argv"])
     print(f"flyray: this standby driver runs attempt {attempt}: {command}", flush=True)
+    import ray
+
     from flyray import entrypoint
 
     try:
         return entrypoint.main(run["argv"][3:])
     finally:
-        os.chdir("/")
-        shutil.rmtree(folder, ignore_errors=True)
+        # The Ray this driver connected ahead is left by the task's post(): shut it down
+        # here, as post() does for a Ray it started (at interpreter exit it takes longer).
+        ray.shutdown()
+        if folder is not None:
+            os.chdir("/")
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_message(message: Any) -> str | None:
@@ -73,6 +89,43 @@ def check_message(message: Any) -> str | None:
     if not isinstance(message.get("attempt"), str):
         return "attempt must be the submission id the run's attempt stands for"
     return None
+
+
+def _job_working_dir() -> str | None:
+    """The code bundle this job was submitted with (Ray started this driver in it), if any."""
+    from flyray.plugins.ray.task import JOB_CONFIG_ENV
+
+    config = json.loads(os.environ.get(JOB_CONFIG_ENV) or "{}")
+    return (config.get("runtime_env") or {}).get("working_dir")
+
+
+def _warm_up() -> None:
+    """Connect to the cluster as the job's driver and start its workers: one per CPU per node.
+
+    What ``RayFunctionTask.pre()`` does in a job (``ray.init()``, no arguments: the job's
+    runtime env is Ray's job config), done ahead; its ``pre()`` then finds Ray up and leaves
+    it. Each worker runs one empty task pinned to its node and stays, idle, for the job.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    ray.init()
+    start = ray.remote(_started)
+    ray.get(
+        [
+            start.options(
+                name="flyray standby: start a worker",
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+            ).remote()
+            for node in ray.nodes()
+            if node["Alive"]
+            for _ in range(int(node["Resources"].get("CPU", 0)))
+        ]
+    )
+
+
+def _started() -> None:
+    """The task that starts a worker: nothing to do."""
 
 
 def _preload() -> None:
@@ -131,13 +184,24 @@ def _reply(conn: socket.socket, answer: dict[str, Any]) -> None:
 
 
 def _adopt(working_dir: str, *, parent: Path) -> Path:
-    """Make ``working_dir`` the job's and this driver's: job config, unpacked bundle, cwd."""
+    """Make ``working_dir`` the job's and this driver's: job config, unpacked bundle, cwd.
+
+    A Ray connected for another bundle is shut down first: ``pre()`` connects again, with
+    this one. The folder the driver started in leaves ``sys.path`` (``python -m`` put it
+    first), so that only this bundle's code is found.
+    """
+    import ray
+
     from flyray.entrypoint import enter_bundle
     from flyray.plugins.ray.task import JOB_CONFIG_ENV
 
+    if ray.is_initialized():
+        ray.shutdown()
     config = json.loads(os.environ.get(JOB_CONFIG_ENV) or "{}")
     config["runtime_env"] = {**(config.get("runtime_env") or {}), "working_dir": working_dir}
     os.environ[JOB_CONFIG_ENV] = json.dumps(config)
+    with contextlib.suppress(ValueError):
+        sys.path.remove(os.getcwd())
     return enter_bundle(working_dir, parent=parent)
 
 
