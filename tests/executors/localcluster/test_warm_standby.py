@@ -74,8 +74,8 @@ def ready_standby(cluster: WarmCluster) -> Standby:
     return ready[0]
 
 
-def run_task(home, name, *args):
-    """Run a task of standby_tasks.py on local-cluster: (its run handle, progress messages)."""
+def run_task(home, name, *args, file=TASKS):
+    """Run a task of ``file`` on local-cluster: (its run handle, progress messages)."""
     progress = []
     context = flyray.with_runcontext(
         mode="local-cluster",
@@ -84,7 +84,7 @@ def run_task(home, name, *args):
         on_log=lambda _: None,
         on_progress=progress.append,
     )
-    return context.run(load_task(TASKS, name), *args), progress
+    return context.run(load_task(file, name), *args), progress
 
 
 def store(home) -> RunStore:
@@ -145,6 +145,56 @@ def test_the_next_run_of_the_same_code_finds_ray_and_its_workers_up(home, cluste
     assert result["working_dir"] == standby.working_dir and result["worker"]["answer"] == 42
     assert result["driver_env"] == result["worker"]["env"] == "on"
     assert result["worker"]["pid"] in before  # a worker that was up before the run
+
+
+OTHER_CODE = """
+import os
+from pathlib import Path
+
+import ray
+
+import flyray
+from flyray import Resources
+from flyray.plugins.ray import HeadNodeConfig, RayJobConfig
+
+env = flyray.TaskEnvironment(
+    name="standby",
+    plugin_config=RayJobConfig(head_node_config=HeadNodeConfig(requests=Resources(cpu=1))),
+    env_vars={"STANDBY_TEST": "on"},
+)
+
+
+@env.task
+def sees_its_code() -> dict:
+    @ray.remote
+    def on_a_worker() -> bool:
+        return Path("only_in_this_bundle.txt").is_file()
+
+    return {
+        "working_dir": ray.get_runtime_context().runtime_env["working_dir"],
+        "driver": Path("only_in_this_bundle.txt").is_file(),
+        "worker": ray.get(on_a_worker.remote()),
+    }
+"""
+
+
+@pytest.mark.slow
+def test_a_run_of_other_code_gets_the_standby_connected_anew_with_its_bundle(
+    home, cluster, tmp_path
+):
+    run_task(home, "where")
+    standby = ready_standby(cluster)  # connected, with the code bundle of standby_tasks.py
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("")
+    (project / "only_in_this_bundle.txt").write_text("yes")
+    (project / "other_code.py").write_text(OTHER_CODE)
+    run, _ = run_task(home, "sees_its_code", file=str(project / "other_code.py"))
+    result = run.result()
+    (attempt,) = store(home).load_record(run.name).attempts
+    assert attempt.submission_id == standby.submission_id
+    assert result["working_dir"] == working_dir_of(home, run.name) != standby.working_dir
+    assert result == {**result, "driver": True, "worker": True}
 
 
 @pytest.mark.slow
