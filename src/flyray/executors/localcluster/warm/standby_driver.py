@@ -41,6 +41,7 @@ __all__ = ["ENTRYPOINT_MODULE", "main"]
 ENTRYPOINT_MODULE = "flyray.entrypoint"  # the one program a standby runs
 READ_TIMEOUT_S = 10.0  # how long a connected run may take to send its message
 MAX_MESSAGE_BYTES = 1 << 20
+WARM_UP_TIMEOUT_S = 30.0  # how long the workers may take to start before the standby waits
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def check_message(message: Any) -> str | None:
+def _check_message(message: Any) -> str | None:
     """Why a hand-over message cannot be run, or None: it must carry flyray's entrypoint."""
     if not isinstance(message, dict):
         return "the message is not a JSON object"
@@ -104,24 +105,26 @@ def _warm_up() -> None:
 
     What ``RayFunctionTask.pre()`` does in a job (``ray.init()``, no arguments: the job's
     runtime env is Ray's job config), done ahead; its ``pre()`` then finds Ray up and leaves
-    it. Each worker runs one empty task pinned to its node and stays, idle, for the job.
+    it. Each worker runs one empty task pinned to its node and stays, idle, for the job. CPUs
+    that other jobs hold can keep some from starting: after ``WARM_UP_TIMEOUT_S`` the standby
+    waits for its run all the same (the rest start when CPUs are free).
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     ray.init()
     start = ray.remote(_started)
-    ray.get(
-        [
-            start.options(
-                name="flyray standby: start a worker",
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote()
-            for node in ray.nodes()
-            if node["Alive"]
-            for _ in range(int(node["Resources"].get("CPU", 0)))
-        ]
-    )
+    started = [
+        start.options(
+            name="flyray standby: start a worker",
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+        ).remote()
+        for node in ray.nodes()
+        if node["Alive"]
+        for _ in range(int(node["Resources"].get("CPU", 0)))
+    ]
+    if started:
+        ray.wait(started, num_returns=len(started), timeout=WARM_UP_TIMEOUT_S)
 
 
 def _started() -> None:
@@ -155,7 +158,7 @@ def _wait_for_run(path: Path) -> tuple[Any, str | None]:
             conn, _ = server.accept()
             with conn:
                 message = _read(conn)
-                why = check_message(message)
+                why = _check_message(message)
                 _reply(conn, {"ok": why is None, "error": why})
             return message, why
         finally:
