@@ -21,10 +21,10 @@ def logs(run_id: str, run_store: str | None, follow: bool) -> None:
         for text in executor.logs(run_id, follow=follow):
             click.echo(text, nl=False)
             printed = text
-        status = executor.status(run_id)
-    if not printed:
-        stderr.print(
-            f"run {run_id} ({status.value}) has no job log yet", markup=False, soft_wrap=True
-        )
-    elif not printed.endswith("\n"):
+        if not printed:  # only the note needs the status: a printed log skips a second refresh
+            status = executor.status(run_id)
+            stderr.print(
+                f"run {run_id} ({status.value}) has no job log yet", markup=False, soft_wrap=True
+            )
+    if printed and not printed.endswith("\n"):
         click.echo()
