@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Point tests/k8s/real/go.mod at another Kubernetes release, then `go mod tidy`:
+# Point src/flyray/sandbox/k8s/go.mod at another Kubernetes release, then `go mod tidy`:
 #   bash scripts/bump-k8s.sh v1.36.3
 # k8s.io/kubernetes@VERSION is required, and each staging module it requires (read from that
 # release's own go.mod: required at v0.0.0 and replaced by ./staging/...) is replaced by the
 # published v0.MINOR.PATCH; etcd's server module at the version that release requires.
 set -euo pipefail
-cd "$(dirname "$0")/../tests/k8s/real"
+cd "$(dirname "$0")/../src/flyray/sandbox/k8s"
 VERSION=${1:?usage: bash scripts/bump-k8s.sh vMAJOR.MINOR.PATCH}
 [[ $VERSION =~ ^v1\.[0-9]+\.[0-9]+$ ]] || { echo "bump-k8s: not a release: $VERSION" >&2; exit 2; }
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}

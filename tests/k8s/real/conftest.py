@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.k8s.real.build import KubeBuildError, ensure_binaries
+from flyray.sandbox.build import KubeBuildError, ensure_binaries
 from tests.manifest.kuberay import RAYJOB_SCHEMA, SHARED, require_schema
 from tests.procs import wait_until_gone
 
@@ -47,7 +47,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def real_kube() -> Iterator[Any]:
     """etcd, kube-apiserver and the garbage collector on loopback, with KubeRay's CRDs."""
     require_schema()  # skips cleanly where ../shared is absent
-    from tests.k8s.real.cluster import KubeStartError, RealKube
+    from flyray.sandbox.controlplane import KubeStartError, RealKube
 
     if _build_error:
         pytest.fail(_build_error[0], pytrace=False)
@@ -110,8 +110,8 @@ def operator(real_kube: Any, ray_cluster: Any) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def kuberay_operator(real_kube: Any) -> Iterator[Any]:
     """The REAL KubeRay operator, watching namespace ``kuberay-real`` (``operator.py``)."""
-    from tests.k8s.real.cluster import KubeStartError
-    from tests.k8s.real.operator import start_operator
+    from flyray.sandbox.controlplane import KubeStartError
+    from flyray.sandbox.operator import start_operator
 
     try:
         operator = start_operator(real_kube)
@@ -126,8 +126,8 @@ def kuberay_operator(real_kube: Any) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def status_kubelet(real_kube: Any, kuberay_operator: Any) -> Iterator[Any]:
     """Binds and reports Running + Ready every pod of the operator's namespace (``kubelet.py``)."""
+    from flyray.sandbox.operator import NAMESPACE
     from tests.k8s.real.kubelet import StatusKubelet
-    from tests.k8s.real.operator import NAMESPACE
 
     api = real_kube.api_client()
     try:
@@ -141,9 +141,9 @@ def status_kubelet(real_kube: Any, kuberay_operator: Any) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def process_kubelet(real_kube: Any, kuberay_operator: Any) -> Iterator[Any]:
     """Runs every pod of ``kuberay-pods`` as processes in network namespaces (level 3)."""
-    from tests.k8s.real.operator import PODS_NAMESPACE
-    from tests.k8s.real.podnet import netns_available
-    from tests.k8s.real.process_kubelet import ProcessKubelet
+    from flyray.sandbox.operator import PODS_NAMESPACE
+    from flyray.sandbox.pods.kubelet import ProcessKubelet
+    from flyray.sandbox.pods.net import netns_available
 
     missing = netns_available()
     if missing:

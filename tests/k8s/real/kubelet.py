@@ -15,7 +15,9 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["NODE", "StatusKubelet", "bind"]
+from flyray.sandbox.pods.kubelet import bind
+
+__all__ = ["NODE", "StatusKubelet"]
 
 NODE = "realkube-node"
 POD_IP = "127.0.0.1"
@@ -87,18 +89,6 @@ class StatusKubelet:
 
     def _bind(self, name: str) -> None:
         bind(self.core, self.namespace, name, NODE)
-
-
-def bind(core: Any, namespace: str, pod: str, node: str) -> None:
-    """Bind ``pod`` to ``node`` (``pods/binding``), as the scheduler does."""
-    body = {
-        "apiVersion": "v1",
-        "kind": "Binding",
-        "metadata": {"name": pod},
-        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-    }
-    # not parsed into models: the client's V1Binding cannot read the Status that comes back
-    core.create_namespaced_pod_binding(pod, namespace, body, _preload_content=False)
 
 
 def running_status(pod: Any) -> dict[str, Any]:

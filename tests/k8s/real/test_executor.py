@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 import flyray
 from flyray.cli.main import cli
+from flyray.sandbox.controlplane import USER_CONTEXT
 from flyray.store.record import RunStatus
-from tests.k8s.real.cluster import USER_CONTEXT
 from tests.k8s.real.runs import (
     DELETED,
     FLYRAY,

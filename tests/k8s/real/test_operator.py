@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from flyray.executors.kuberay.session import RAYJOBS, KubeSession
+from flyray.sandbox.operator import NAMESPACE, OPERATOR_VERSION
 from tests.k8s.real.objects import Namespace, ray_start_flags, wait_until
-from tests.k8s.real.operator import NAMESPACE, OPERATOR_VERSION
 from tests.k8s.real.runs import TASKS
 from tests.k8s.real.test_manifests import differences
 

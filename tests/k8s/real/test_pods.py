@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 import flyray
+from flyray.sandbox.operator import PODS_NAMESPACE
 from flyray.store.record import RunStatus
 from tests.k8s.real.objects import Namespace
-from tests.k8s.real.operator import PODS_NAMESPACE
 from tests.k8s.real.runs import (
     FLYRAY,
     ROOT,

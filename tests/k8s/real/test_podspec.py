@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.k8s.real.podspec import PodSpecError, container_argv, container_env, expand
+from flyray.sandbox.pods.spec import PodSpecError, container_argv, container_env, expand
 
 POD = {
     "metadata": {

@@ -1,4 +1,4 @@
-"""TEST CODE: what a kubelet reads from a pod's spec to start a container: env and argv.
+"""What a kubelet reads from a pod's spec to start a container: env and argv.
 
 Pure functions over the pod as the API returns it (a JSON dict, camelCase keys), so they are
 tested without a cluster. They follow Kubernetes' rules: ``envFrom`` first, then ``env`` in

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Build the real Kubernetes binaries the realkube tests run, from the Go module proxy, pinned
-# by tests/k8s/real/go.mod and go.sum (scripts/bump-k8s.sh changes the release), and KubeRay's
-# operator, pinned by tests/k8s/real/kuberay-operator.version (built from its own module, with
-# its own go.sum, which the checksum database vouches for).
+# Build the real Kubernetes binaries the sandbox (and the realkube tests) run, from the Go
+# module proxy, pinned by go.mod and go.sum next to this script (scripts/bump-k8s.sh changes
+# the release), and KubeRay's operator, pinned by kuberay-operator.version (built from its own
+# module, with its own go.sum, which the checksum database vouches for).
 #
-#   bash scripts/build-k8s.sh [BINARY...]
+#   bash src/flyray/sandbox/k8s/build.sh [BINARY...]
 #
 # BINARY: kube-apiserver, etcd, kube-controller-manager, kuberay-operator (the default: all
 # four), kube-scheduler. Binaries go to ${FLYRAY_K8S_CACHE:-$HOME/.cache/flyray/k8s}/<k8s
 # version>/bin, outside the repo; one already there, built from the same pins, is reused, not
 # rebuilt. The last line printed is that folder.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-MODULE_DIR=tests/k8s/real
+cd "$(dirname "$0")"
+MODULE_DIR=.
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 [[ -x $GO ]] || { echo "build-k8s: no Go toolchain (looked for 'go' on PATH and $GO)" >&2; exit 1; }
 

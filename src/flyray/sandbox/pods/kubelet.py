@@ -1,4 +1,4 @@
-"""TEST CODE: a "process kubelet" (level 3): the pods of one namespace really run, as processes.
+"""A "process kubelet" (level 3): the pods of one namespace really run, as processes.
 
 A thread plays the scheduler and the kubelet for one namespace, through the real API: it
 registers a Node (address 127.0.0.1, the port of its log server), binds every unscheduled pod
@@ -30,12 +30,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.k8s.real.certs import Credentials
-from tests.k8s.real.kubelet import bind
-from tests.k8s.real.pod_runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
-from tests.k8s.real.podnet import PodNetwork
+from flyray.sandbox.certs import Credentials
+from flyray.sandbox.pods.net import PodNetwork
+from flyray.sandbox.pods.runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
 
-__all__ = ["NODE", "ProcessKubelet"]
+__all__ = ["NODE", "ProcessKubelet", "bind"]
 
 NODE = "realkube-pods"
 POLL_S = 0.2
@@ -359,3 +358,15 @@ def _stream(out: Any, container: Any, *, follow: bool, tail: int | None) -> None
             if not follow or ended:
                 return
             time.sleep(0.2)
+
+
+def bind(core: Any, namespace: str, pod: str, node: str) -> None:
+    """Bind ``pod`` to ``node`` (``pods/binding``), as the scheduler does."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": pod},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    }
+    # not parsed into models: the client's V1Binding cannot read the Status that comes back
+    core.create_namespaced_pod_binding(pod, namespace, body, _preload_content=False)

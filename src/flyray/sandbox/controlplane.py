@@ -31,10 +31,10 @@ from typing import Any
 import yaml
 
 from flyray.executors.localcluster.raystart import free_port
-from tests.k8s.real.certs import Credentials, make_credentials
-from tests.k8s.real.crds import install_crds
-from tests.k8s.real.process import ManagedProcess
-from tests.k8s.real.proxy import TcpProxy
+from flyray.sandbox.certs import Credentials, make_credentials
+from flyray.sandbox.crds import install_crds
+from flyray.sandbox.process import ManagedProcess
+from flyray.sandbox.proxy import TcpProxy
 
 __all__ = ["KubeStartError", "RealKube"]
 

@@ -1,6 +1,6 @@
 """The REAL KubeRay operator, as a plain process against the real control plane (level 2).
 
-``kuberay-operator`` is built by ``scripts/build-k8s.sh`` from KubeRay's own Go module, at the
+``kuberay-operator`` is built by ``k8s/build.sh`` from KubeRay's own Go module, at the
 version ``kuberay-operator.version`` pins. It runs outside the cluster, as a component of
 ``RealKube`` (own process group, stopped by group, log in the session's temp dir): straight to
 the API server as ``kuberay-operator`` (in ``system:masters``), leader election off, metrics
@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from flyray.executors.localcluster.raystart import free_port
-from tests.k8s.real.cluster import KubeStartError, RealKube
-from tests.k8s.real.process import ManagedProcess
+from flyray.sandbox.controlplane import KubeStartError, RealKube
+from flyray.sandbox.process import ManagedProcess
 
 __all__ = ["NAMESPACE", "OPERATOR_VERSION", "PODS_NAMESPACE", "KubeRayOperator", "start_operator"]
 
-OPERATOR_VERSION = Path(__file__).with_name("kuberay-operator.version").read_text().strip()
+OPERATOR_VERSION = (
+    Path(__file__).with_name("k8s").joinpath("kuberay-operator.version").read_text().strip()
+)
 NAMESPACE = "kuberay-real"  # level 2: the status kubelet's pods, nothing runs
 PODS_NAMESPACE = "kuberay-pods"  # level 3: the process kubelet's pods, which run
 # each logs "Starting workers" once its caches are synced

@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the commands that scripts/build-k8s.sh builds, so that go.mod and
+// Package tools pins the commands that src/flyray/sandbox/k8s/build.sh builds, so that go.mod and
 // go.sum record every module they need. It is never compiled (build tag "tools").
 package tools
 

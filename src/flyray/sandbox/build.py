@@ -1,4 +1,4 @@
-"""The real Kubernetes binaries and KubeRay operator: built by ``scripts/build-k8s.sh``, cached.
+"""The real Kubernetes binaries and KubeRay operator: built by ``k8s/build.sh``, cached.
 
 The build's output goes to a log file (it can take many minutes on a cold machine), and the
 caller gets one line before and one after, so a test run does not look hung.
@@ -14,8 +14,7 @@ from pathlib import Path
 
 __all__ = ["BUILD_SCRIPT", "REQUIRED", "KubeBuildError", "build_log_path", "ensure_binaries"]
 
-REPO = Path(__file__).parents[3]
-BUILD_SCRIPT = REPO / "scripts" / "build-k8s.sh"
+BUILD_SCRIPT = Path(__file__).with_name("k8s") / "build.sh"
 REQUIRED = ("kube-apiserver", "etcd", "kube-controller-manager", "kuberay-operator")
 BUILD_TIMEOUT_S = 3600.0
 
@@ -27,7 +26,7 @@ class KubeBuildError(RuntimeError):
 
 
 def cache_root() -> Path:
-    """Where ``scripts/build-k8s.sh`` keeps its binaries (``FLYRAY_K8S_CACHE`` or ~/.cache)."""
+    """Where ``k8s/build.sh`` keeps its binaries (``FLYRAY_K8S_CACHE`` or ~/.cache)."""
     configured = os.environ.get("FLYRAY_K8S_CACHE")
     return Path(configured) if configured else Path.home() / ".cache" / "flyray" / "k8s"
 

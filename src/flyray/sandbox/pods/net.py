@@ -1,4 +1,4 @@
-"""TEST CODE: pod networking for the process kubelet: a bridge, and a network namespace a pod.
+"""Pod networking for the process kubelet: a bridge, and a network namespace a pod.
 
 Each pod gets a network namespace of its own (``ip netns``), joined to a bridge on the host by
 a veth pair, with an address from a /24 this network owns (``10.213.N.0/24``, an N no route of

@@ -1,4 +1,4 @@
-"""TEST CODE: one pod of the process kubelet, its containers run as local processes.
+"""One pod of the process kubelet, its containers run as local processes.
 
 The pod gets a network namespace (``podnet.py``) and a folder on the host (outside ``/tmp``):
 a home, a private ``/tmp`` and a log file a container. Each container is
@@ -37,8 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tests.k8s.real.podnet import PodNet, PodNetwork, write_hosts
-from tests.k8s.real.podspec import PodSpecError, container_argv, container_env
+from flyray.sandbox.pods.net import PodNet, PodNetwork, write_hosts
+from flyray.sandbox.pods.spec import PodSpecError, container_argv, container_env
 
 __all__ = ["CLUSTER_DOMAIN", "HOST_IP", "RunningPod", "pod_fqdn"]
 
