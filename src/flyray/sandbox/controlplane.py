@@ -13,6 +13,11 @@ Clients reach the API server through a TCP proxy (``proxy``) that a test can cut
 a second API server on the same etcd (``add_apiserver``): a replica whose watch cache starts
 later, as behind a load balancer, which answers a watch resumed from an older resourceVersion
 with a real 410 Gone. Every ``ray.io`` request goes to an audit log (``audit_events``).
+
+Nothing outlives the session that started it: each component dies with its parent thread
+(``process.py``), a watchdog process removes what the folder's records name once the owner is
+gone however it ended (``watchdog.py``, ``owner.py``), and a new session first cleans the
+folders of dead ones (``sweep``).
 """
 
 from __future__ import annotations
@@ -33,12 +38,15 @@ import yaml
 from flyray.executors.localcluster.raystart import free_port
 from flyray.sandbox.certs import Credentials, make_credentials
 from flyray.sandbox.crds import install_crds
+from flyray.sandbox.owner import Owner, sweep
 from flyray.sandbox.process import ManagedProcess
 from flyray.sandbox.proxy import TcpProxy
+from flyray.sandbox.watchdog import Watchdog
 
 __all__ = ["KubeStartError", "RealKube"]
 
 START_TIMEOUT_S = 90.0
+DIR_PREFIX = "flyray-realkube-"
 LOG_TAIL_LINES = 30
 ADMIN_CONTEXT, USER_CONTEXT = "realkube", "realkube-alice"
 AUDIT_POLICY = {
@@ -58,7 +66,11 @@ class RealKube:
 
     def __init__(self, bin_dir: Path, schemas: Path, *, workdir: Path | None = None) -> None:
         self.bin_dir, self.schemas = bin_dir, schemas
-        self.dir = workdir or Path(tempfile.mkdtemp(prefix="flyray-realkube-"))
+        if workdir is None:
+            sweep(Path(tempfile.gettempdir()), DIR_PREFIX)  # what killed sessions left
+        self.dir = workdir or Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+        self.owner = Owner(self.dir).claim()
+        self.watchdog = Watchdog(self.dir).start()
         self.processes: list[ManagedProcess] = []
         self.etcd_url = ""
         self.server = ""  # the API server itself
@@ -94,6 +106,7 @@ class RealKube:
     ) -> ManagedProcess:
         """Start a component that logs to ``<dir>/<name>.log``; ``close()`` stops it."""
         process = ManagedProcess(name, argv, self.dir / f"{name}.log", env=env)
+        self.owner.record_group(process.popen.pid, name)
         self.processes.append(process)
         return process
 
@@ -350,10 +363,13 @@ class RealKube:
         )
 
     def close(self, *, keep_dir: bool = False) -> None:
-        """Stop every process (newest first), the proxy, and remove the temp dir."""
+        """Stop every process (newest first), the proxy, the watchdog; remove the temp dir."""
         for process in reversed(self.processes):
             process.stop()
         if self.proxy is not None:
             self.proxy.close()
-        if not keep_dir:
+        if keep_dir:
+            self.owner.keep_folder()
+        else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        self.watchdog.release()

@@ -1,8 +1,13 @@
-"""A child process in its own process group, logging to a file, stopped by group."""
+"""A child process in its own process group, logging to a file, stopped by group.
+
+Each is also killed by the kernel when the thread that started it ends (``PR_SET_PDEATHSIG``):
+a component never outlives a session that was SIGKILLed, even before its watchdog acts.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -11,6 +16,12 @@ from pathlib import Path
 __all__ = ["ManagedProcess"]
 
 STOP_TIMEOUT_S = 15.0
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: ask for SIGKILL when the parent thread ends."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ManagedProcess:
@@ -28,6 +39,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
                 env={**os.environ, **env} if env else None,
             )
         self._stopped = False

@@ -34,7 +34,7 @@ from flyray.sandbox.certs import Credentials
 from flyray.sandbox.pods.net import PodNetwork
 from flyray.sandbox.pods.runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
 
-__all__ = ["NODE", "ProcessKubelet", "bind"]
+__all__ = ["NODE", "ProcessKubelet", "bind", "remove_orphan_dirs"]
 
 NODE = "realkube-pods"
 POLL_S = 0.2
@@ -52,7 +52,7 @@ class ProcessKubelet:
         self.namespace = namespace
         self.network = PodNetwork()
         # outside /tmp, which every pod replaces by its own: a run store here is shared
-        _remove_orphan_dirs()
+        remove_orphan_dirs()
         self.dir = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-", dir=DIR_PARENT))
         self.shared = self.dir / "shared"
         self.shared.mkdir()
@@ -274,7 +274,7 @@ def service_addresses(service: dict[str, Any], pods: list[dict[str, Any]]) -> li
     return found
 
 
-def _remove_orphan_dirs() -> None:
+def remove_orphan_dirs() -> None:
     """Remove the folders of kubelets whose process is gone (a killed test session)."""
     for folder in Path(DIR_PARENT).glob(f"{DIR_PREFIX}*-*"):
         pid = folder.name[len(DIR_PREFIX) :].split("-", 1)[0]

@@ -1,0 +1,146 @@
+"""What a sandbox session started, written down as it starts it, so it can be removed later.
+
+A session's folder holds ``owner.json`` (the owning process: pid and start time, so a reused
+pid is never mistaken for it) and ``owned.jsonl``, one line per process group it spawned
+(group id, the leader's start time, a name). Whoever cleans up (the session itself, its
+watchdog when the session died, or the next session finding a dead one's folder) reads these
+records and nothing else: it never looks processes up by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Owner", "alive", "clean", "process_start", "sweep"]
+
+OWNER_FILE, OWNED_FILE, KEEP_FILE = "owner.json", "owned.jsonl", "keep"
+TERM_GRACE_S = 5.0
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of ``pid`` (clock ticks since boot), or None when it does not run."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == "Z":  # a zombie no longer runs anything
+        return None
+    return int(fields[19])
+
+
+def alive(pid: int, start: int | None) -> bool:
+    """Whether the process that had ``pid`` and ``start`` still runs (not a reused pid)."""
+    found = process_start(pid)
+    return found is not None and (start is None or found == start)
+
+
+class Owner:
+    """The records of one session's folder; the owning process writes them as it goes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def claim(self, pid: int | None = None) -> Owner:
+        """Write ``owner.json`` naming ``pid`` (this process by default) as the owner."""
+        pid = pid or os.getpid()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        owner = {"pid": pid, "start": process_start(pid)}
+        (self.folder / OWNER_FILE).write_text(json.dumps(owner))
+        return self
+
+    def owner(self) -> dict[str, Any] | None:
+        """The recorded owner, or None for a folder that has no (readable) record."""
+        try:
+            return json.loads((self.folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def owner_alive(self) -> bool:
+        found = self.owner()
+        return found is not None and alive(found["pid"], found.get("start"))
+
+    def record_group(self, pgid: int, name: str) -> None:
+        """Note a process group this session started (its leader is ``pgid``)."""
+        line = json.dumps({"pgid": pgid, "start": process_start(pgid), "name": name})
+        with (self.folder / OWNED_FILE).open("a") as out:
+            out.write(line + "\n")
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every process group recorded so far, oldest first."""
+        try:
+            text = (self.folder / OWNED_FILE).read_text()
+        except OSError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def keep_folder(self) -> None:
+        """Ask whoever cleans up to keep the folder (its logs) and remove only processes."""
+        (self.folder / KEEP_FILE).touch()
+
+
+def _members(pgid: int, started_after: int | None) -> list[int]:
+    """Live processes of group ``pgid`` that started no earlier than its recorded leader."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        later = started_after is None or int(fields[19]) >= started_after
+        if fields[0] != "Z" and int(fields[2]) == pgid and later:
+            found.append(int(proc.name))
+    return found
+
+
+def stop_group(pgid: int, start: int | None, *, grace: float = TERM_GRACE_S) -> None:
+    """SIGTERM the recorded group, wait up to ``grace``, then SIGKILL what is left of it.
+
+    Only processes that belong to the group and started after its recorded leader are
+    signalled, one by one: the group id of a group whose members are all gone may be reused.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        members = _members(pgid, start)
+        if not members:
+            return
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else grace * 2)
+        while _members(pgid, start) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def clean(folder: Path) -> None:
+    """Stop every recorded group (newest first), remove the pods' leftovers and the folder."""
+    from flyray.sandbox.pods.kubelet import remove_orphan_dirs
+    from flyray.sandbox.pods.net import remove_orphans
+
+    owner = Owner(folder)
+    for group in reversed(owner.groups()):
+        stop_group(group["pgid"], group.get("start"))
+    if shutil.which("ip"):  # without it no pod network was ever made
+        with contextlib.suppress(Exception):  # another cleaner may race us to a namespace
+            remove_orphans()
+    remove_orphan_dirs()
+    if not (folder / KEEP_FILE).exists():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep(parent: Path, prefix: str) -> list[Path]:
+    """Clean the folders ``parent/<prefix>*`` whose owner is gone; the folders cleaned."""
+    cleaned = []
+    for folder in sorted(parent.glob(f"{prefix}*")):
+        owner = Owner(folder)
+        if folder.is_dir() and owner.owner() is not None and not owner.owner_alive():
+            clean(folder)
+            cleaned.append(folder)
+    return cleaned
