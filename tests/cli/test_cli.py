@@ -109,6 +109,16 @@ def test_missing_file_and_unknown_mode(tmp_path):
     )
 
 
+def test_run_options_may_follow_the_task(tasks_file, tmp_path):
+    store = str(tmp_path / "store")
+    result = invoke(
+        "run", tasks_file, "greet", "--name", "x", "--mode", "local", "--run-store", store
+    )
+    assert result.exit_code == 0 and result.stdout == "hello x\n"
+    result = invoke("run", tasks_file, "--mode", "elsewhere", "greet")
+    assert result.exit_code == 2 and "'elsewhere' is not one of 'local'" in result.output
+
+
 def test_failing_task_exits_1_with_its_traceback(tasks_file):
     result = invoke("run", tasks_file, "explode", "--code", "7")
     assert result.exit_code == 1

@@ -12,7 +12,7 @@ import pytest
 
 from flyray.errors import RunStoreError
 from flyray.store import RunStore, bundle_files, create_bundle, project_root
-from flyray.store.bundle import BUNDLE_TOP
+from flyray.store.bundle import BUNDLE_TOP, pack_bundle
 
 from .conftest import ProjectFactory
 
@@ -161,6 +161,18 @@ def test_a_bundle_is_stored_once(make_project: ProjectFactory, tmp_path: Path) -
     os.utime(path, (1_000_000_000, 1_000_000_000))
     assert create_bundle(root / "tasks.py", store) == bundle
     assert path.stat().st_mtime == 1_000_000_000  # not written again
+
+
+def test_packing_writes_nothing_and_names_the_bundle_a_run_stores(
+    make_project: ProjectFactory, tmp_path: Path
+) -> None:
+    root = make_project({"pyproject.toml": "", "tasks.py": TASK})
+    store = RunStore(tmp_path / "store")
+    packed, data = pack_bundle(root / "tasks.py", store)
+    assert not (tmp_path / "store").exists()
+    stored = create_bundle(root / "tasks.py", store)
+    assert packed == stored
+    assert store.local_path("bundles", f"{stored.sha256}.zip").read_bytes() == data
 
 
 def test_a_bundle_in_a_memory_store(make_project: ProjectFactory) -> None:

@@ -41,24 +41,24 @@ _SIMPLE: dict[Any, click.ParamType] = {
 }
 
 
-def options_for(func: Any) -> list[click.Option]:
-    """One ``--name`` option per parameter of ``func``; required when it has no default."""
+def options_for(func: Any, *, required: bool = True) -> list[click.Option]:
+    """One ``--name`` option per parameter of ``func``; those without a default are ``required``."""
     hints = typing.get_type_hints(func)
     options = []
     for name, param in inspect.signature(func).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         annotation = hints.get(name, str)
-        required = param.default is inspect.Parameter.empty
+        no_default = param.default is inspect.Parameter.empty
         flags = [f"--{name}"]
         if "_" in name:
             flags.append(f"--{name.replace('_', '-')}")
-        extra = {} if required else {"default": param.default, "show_default": True}
+        extra = {} if no_default else {"default": param.default, "show_default": True}
         options.append(
             click.Option(
                 [*flags, name],
                 type=_param_type(annotation),
-                required=required,
+                required=required and no_default,
                 help=_type_label(annotation),
                 **extra,
             )

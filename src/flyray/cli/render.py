@@ -1,4 +1,7 @@
-"""``flyray render [OPTIONS] FILE TASK [--param value ...]``: print a run's manifest."""
+"""``flyray render [OPTIONS] FILE TASK [--param value ...]``: print a run's manifest.
+
+A render writes nothing: the code bundle is named by the sha256 a run would store it under.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from .tasks import file_task_command
 
 
 def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any]) -> int:
-    """Render the manifest a run of ``task`` would create and print it; ``kwargs`` are unused."""
+    """Print the manifest a run of ``task`` would create; ``kwargs`` (checked) are unused."""
     settings = Settings.load(
         overrides={
             "run_store": options["run_store"],
@@ -31,13 +34,14 @@ def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, 
         run_id=options["run_id"] or new_run_id(),
         store=RunStore(settings.run_store_path()),
         settings=settings,
+        store_bundle=False,
     )
     dump = dump_json if options["output"] == "json" else dump_yaml
     click.echo(dump(manifest), nl=False)
     return 0
 
 
-@file_task_command("render", _render_task)
+@file_task_command("render", _render_task, parameters_required=False)
 @click.option(
     "-o",
     "--output",
@@ -69,7 +73,8 @@ def render(
 
     A task whose RayJobConfig names an existing cluster (address=) gets the batch Job that
     kuberay mode creates for it instead: one pod that connects to that cluster. The manifest
-    is the one a run submits: the project's code bundle is stored in the run store (once per
-    content), and the entrypoint reads the run's inputs from there. Task
-    parameters are checked but do not change the manifest: a run stores them as its inputs.
+    is the one a run submits, and rendering writes nothing: the project's code bundle is named
+    by its sha256 in the run store, where a run stores it, and the entrypoint reads the run's
+    inputs from there. Task parameters are optional: given ones are checked, but they do not
+    change the manifest (a run stores them as its inputs). Options may also follow FILE or TASK.
     """

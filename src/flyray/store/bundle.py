@@ -42,6 +42,7 @@ __all__ = [
     "Bundle",
     "bundle_files",
     "create_bundle",
+    "pack_bundle",
     "project_root",
     "unpack_bundle",
 ]
@@ -57,7 +58,7 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 @dataclass(frozen=True)
 class Bundle:
-    """A stored code bundle: its URI, sha256, size, project root and task file (posix, relative)."""
+    """A code bundle: its URI in the store, sha256, size, project root and task file (relative)."""
 
     uri: str
     sha256: str
@@ -70,6 +71,19 @@ def create_bundle(
     task_file: Path, store: RunStore, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Bundle:
     """Zip the project of ``task_file`` and store it (unless stored already) in ``store``."""
+    bundle, data = pack_bundle(task_file, store, max_bytes=max_bytes)
+    if not store.has_bundle(bundle.sha256):
+        store.put_bundle(bundle.sha256, data)
+    return bundle
+
+
+def pack_bundle(
+    task_file: Path, store: RunStore, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[Bundle, bytes]:
+    """Zip the project of ``task_file``; the bundle with the URI it has in ``store``, and the zip.
+
+    Nothing is written: ``flyray render`` shows the URI a run would store the bundle at.
+    """
     task_path = Path(task_file).resolve()
     root = project_root(task_path)
     files = bundle_files(root, exclude=_store_folders(store))
@@ -82,11 +96,8 @@ def create_bundle(
     _check_size(root, files, max_bytes)
     data = _zip(root, files)
     sha = hashlib.sha256(data).hexdigest()
-    if store.has_bundle(sha):
-        uri = store.uri("bundles", f"{sha}.zip")
-    else:
-        uri = store.put_bundle(sha, data)
-    return Bundle(uri=uri, sha256=sha, size=len(data), root=root, task_file=rel_task)
+    uri = store.uri("bundles", f"{sha}.zip")
+    return Bundle(uri=uri, sha256=sha, size=len(data), root=root, task_file=rel_task), data
 
 
 def unpack_bundle(uri: str, dest: Path) -> Path:
