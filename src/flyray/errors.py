@@ -6,6 +6,7 @@
     │   └── TaskLoadError       a task could not be found or loaded from a file or module
     ├── ManifestError           a configuration that cannot be rendered for the target
     ├── RunStoreError           a run's record, data or code bundle cannot be stored or read
+    ├── SandboxError            ``flyray sandbox`` cannot start here, did not start or stop
     ├── SubmissionError         a cluster could not be reached, authenticated or started
     │   └── NodeStartError      a node of a local cluster did not come up: names it and its log
     └── BaseRuntimeError        Flyte's names (``flyte.errors``): .code, .kind, .worker
@@ -46,6 +47,7 @@ __all__ = [
     "RuntimeSystemError",
     "RuntimeUnknownError",
     "RuntimeUserError",
+    "SandboxError",
     "SubmissionError",
     "TaskError",
     "TaskInterruptedError",
@@ -89,6 +91,10 @@ class RunStoreError(FlyrayError):
 
     The message names the run and the store, and says what to do (e.g. `flyray runs list`).
     """
+
+
+class SandboxError(FlyrayError):
+    """The sandbox (``flyray sandbox``) cannot start here, did not start, or did not stop."""
 
 
 class SubmissionError(FlyrayError):

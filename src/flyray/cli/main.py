@@ -18,6 +18,7 @@ from .output import fail
 from .render import render
 from .run import run
 from .runs import runs
+from .sandbox import sandbox
 
 
 class _Group(click.Group):
@@ -43,6 +44,7 @@ cli.add_command(runs)
 cli.add_command(logs)
 cli.add_command(cancel)
 cli.add_command(cluster)
+cli.add_command(sandbox)
 
 
 def main() -> None:

@@ -7,12 +7,20 @@ caller gets one line before and one after, so a test run does not look hung.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["BUILD_SCRIPT", "REQUIRED", "KubeBuildError", "build_log_path", "ensure_binaries"]
+__all__ = [
+    "BUILD_SCRIPT",
+    "REQUIRED",
+    "KubeBuildError",
+    "build_log_path",
+    "ensure_binaries",
+    "go_command",
+]
 
 BUILD_SCRIPT = Path(__file__).with_name("k8s") / "build.sh"
 REQUIRED = ("kube-apiserver", "etcd", "kube-controller-manager", "kuberay-operator")
@@ -23,6 +31,11 @@ _built: dict[tuple[str, ...], Path] = {}
 
 class KubeBuildError(RuntimeError):
     """The binaries could not be built; the message names the log and quotes its end."""
+
+
+def go_command() -> str:
+    """The Go toolchain the build uses: ``$GO``, ``go`` on PATH, or /usr/local/go/bin/go."""
+    return os.environ.get("GO") or shutil.which("go") or "/usr/local/go/bin/go"
 
 
 def cache_root() -> Path:

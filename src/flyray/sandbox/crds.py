@@ -1,4 +1,8 @@
-"""KubeRay's CRDs (ray.io/v1 RayJob, RayCluster, RayService), from the schemas in ../shared/kuberay.
+"""KubeRay's CRDs (ray.io/v1 RayJob, RayCluster, RayService): from a folder of schemas
+(``../shared/kuberay``, what the tests pin) or of KubeRay's own CRD files (the sandbox's).
+
+A folder holding ``ray.io_rayjobs.yaml`` is KubeRay's ``config/crd/bases``, installed as it is
+(``kuberay_crd_dir`` finds it in the Go module cache, where building the operator put it).
 
 Names, scope and subresources as KubeRay v1.7.0's ``ray-operator/config/crd/bases`` declare
 them (no short names there; category ``all``); the ``openAPIV3Schema`` is the shared file as is.
@@ -9,11 +13,12 @@ not start without the CRD, so it gets a schema that keeps any field.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KUBERAY_CRDS", "crd_manifest", "install_crds"]
+__all__ = ["KUBERAY_CRDS", "crd_manifest", "install_crds", "kuberay_crd_dir"]
 
 # (kind, plural, schema file; None: any object)
 KUBERAY_CRDS: tuple[tuple[str, str, str | None], ...] = (
@@ -54,16 +59,47 @@ def crd_manifest(kind: str, plural: str, schema: dict[str, Any]) -> dict[str, An
     }
 
 
+def kuberay_crd_dir(version: str) -> Path:
+    """``config/crd/bases`` of KubeRay's operator module at ``version`` in Go's module cache."""
+    from flyray.sandbox.build import KubeBuildError, go_command
+
+    done = subprocess.run(
+        [go_command(), "env", "GOMODCACHE"], capture_output=True, text=True, check=False
+    )
+    folder = (
+        Path(done.stdout.strip())
+        / f"github.com/ray-project/kuberay/ray-operator@{version}/config/crd/bases"
+    )
+    if done.returncode != 0 or not (folder / "ray.io_rayjobs.yaml").is_file():
+        raise KubeBuildError(
+            f"KubeRay {version}'s CRDs are not at {folder}: building kuberay-operator puts "
+            f"them there (go env GOMODCACHE said: {done.stdout.strip() or done.stderr.strip()})"
+        )
+    return folder
+
+
+def _manifests(schemas: Path) -> list[dict[str, Any]]:
+    """The CRDs to create from ``schemas`` (see the module's docstring)."""
+    import yaml
+
+    if (schemas / "ray.io_rayjobs.yaml").is_file():
+        return [
+            yaml.safe_load((schemas / f"ray.io_{plural}.yaml").read_text())
+            for _, plural, _ in KUBERAY_CRDS
+        ]
+    return [
+        crd_manifest(kind, plural, json.loads((schemas / file).read_text()) if file else ANY_OBJECT)
+        for kind, plural, file in KUBERAY_CRDS
+    ]
+
+
 def install_crds(api_client: Any, schemas: Path, *, timeout: float = 60.0) -> None:
     """Create the CRDs and wait until they are Established and served in discovery."""
     from kubernetes import client
 
     extensions = client.ApiextensionsV1Api(api_client)
-    for kind, plural, file in KUBERAY_CRDS:
-        schema = json.loads((schemas / file).read_text()) if file else ANY_OBJECT
-        answer = extensions.create_custom_resource_definition(
-            crd_manifest(kind, plural, schema), _preload_content=False
-        )
+    for manifest in _manifests(schemas):
+        answer = extensions.create_custom_resource_definition(manifest, _preload_content=False)
         answer.data  # noqa: B018  read (not parsed into models): the whole schema again
     deadline = time.monotonic() + timeout
     for _, plural, _ in KUBERAY_CRDS:
