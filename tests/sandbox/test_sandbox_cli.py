@@ -112,3 +112,17 @@ def test_up_run_the_seed_down_leaves_nothing(tmp_path):
     while left := [g["name"] for g in groups if alive(g["pgid"], g["start"])]:
         assert time.monotonic() < deadline, f"outlived the sandbox: {left}"
         time.sleep(0.2)
+
+
+def test_a_failed_start_quotes_the_supervisors_log_and_leaves_nothing(tmp_path):
+    missing = netns_available() if os.geteuid() == 0 else "not root"
+    if missing:
+        pytest.skip(f"the sandbox cannot start here at all: {missing}")
+    folder = tmp_path / "sbx"
+    env = {"GO": "/nonexistent/go", "FLYRAY_K8S_CACHE": str(tmp_path / "cache")}
+    up = _flyray("sandbox", "up", "--dir", str(folder), env=env, timeout=120)
+    assert up.returncode == 1
+    assert "the sandbox did not start (its supervisor exited 1)" in up.stderr, up.stderr
+    assert "no Go toolchain" in up.stderr, up.stderr  # the build's own words, quoted
+    assert up.stdout == ""
+    assert not (folder / "serve.pid").exists() and not (folder / "controlplane").exists()

@@ -39,12 +39,16 @@ def up(folder: Path | None) -> None:
     folder = folder or sandbox_dir()
     began = time.monotonic()
     with stderr.status("sandbox: starting", spinner="dots") as status:
+        last = ["sandbox: starting"]
 
         def say(line: str) -> None:
             stderr.print(escape(line))
-            status.update(f"{escape(line)} ({time.monotonic() - began:.0f} s)")
+            last[0] = line
 
-        state = start_sandbox(folder, say=say)
+        def tick() -> None:
+            status.update(f"{escape(last[0])} ({time.monotonic() - began:.0f} s)")
+
+        state = start_sandbox(folder, say=say, tick=tick)
     stderr.print(f"sandbox: up in {time.monotonic() - began:.0f} s; to use it:")
     for line in state.exports():
         click.echo(line)

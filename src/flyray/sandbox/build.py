@@ -58,7 +58,7 @@ def ensure_binaries(
     log = build_log_path()
     log.parent.mkdir(parents=True, exist_ok=True)
     say(
-        f"realkube: making sure {', '.join(names)} are built (a cold build takes ~17 min; "
+        f"kubernetes: making sure {', '.join(names)} are built (a cold build takes ~17 min; "
         f"log: {log})"
     )
     began = time.monotonic()
@@ -88,6 +88,6 @@ def ensure_binaries(
     missing = [name for name in names if not os.access(folder / name, os.X_OK)]
     if missing:
         raise KubeBuildError(f"{BUILD_SCRIPT} reported {folder} but it lacks {missing}; see {log}")
-    say(f"realkube: binaries ready in {time.monotonic() - began:.0f} s: {folder}")
+    say(f"kubernetes: binaries ready in {time.monotonic() - began:.0f} s: {folder}")
     _built[names] = folder
     return folder

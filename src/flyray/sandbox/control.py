@@ -50,9 +50,16 @@ def preflight() -> None:
 
 
 def start_sandbox(
-    folder: Path, *, say: Callable[[str], None], timeout: float = START_TIMEOUT_S
+    folder: Path,
+    *,
+    say: Callable[[str], None],
+    tick: Callable[[], None] = lambda: None,
+    timeout: float = START_TIMEOUT_S,
 ) -> SandboxState:
-    """Start the sandbox in ``folder`` (or find it running); its state once ready."""
+    """Start the sandbox in ``folder`` (or find it running); its state once ready.
+
+    ``say`` gets each line of the supervisor's progress, ``tick`` is called while it waits.
+    """
     supervisor = Supervisor.read(folder)
     if supervisor is not None and supervisor.alive():
         state = SandboxState.read(folder)
@@ -74,7 +81,7 @@ def start_sandbox(
         )
     Supervisor.of(process.pid).write(folder)
     try:
-        return _await_ready(folder, process, say, timeout)
+        return _await_ready(folder, process, say, tick, timeout)
     except BaseException:
         say("sandbox: stopping what started")
         stop_sandbox(folder, say=say)
@@ -82,7 +89,11 @@ def start_sandbox(
 
 
 def _await_ready(
-    folder: Path, process: subprocess.Popen[bytes], say: Callable[[str], None], timeout: float
+    folder: Path,
+    process: subprocess.Popen[bytes],
+    say: Callable[[str], None],
+    tick: Callable[[], None],
+    timeout: float,
 ) -> SandboxState:
     log = folder / LOG_FILE
     deadline = time.monotonic() + timeout
@@ -103,6 +114,7 @@ def _await_ready(
             )
         if time.monotonic() > deadline:
             raise SandboxError(f"the sandbox was not ready after {timeout:.0f} s; see {log}")
+        tick()
         time.sleep(0.2)
 
 
