@@ -120,21 +120,33 @@ class Outage:
 
 
 @pytest.mark.slow
-def test_a_run_outlives_a_second_without_a_healthy_api_server(kube_env, real_kube, operator):
-    """For 1 s the load balancer in front of the API server accepts and closes connections."""
+def test_a_run_outlives_a_second_without_a_healthy_api_server(
+    kube_env, real_kube, kube_api, operator
+):
+    """For 1 s the load balancer in front of the API server accepts and closes connections:
+    flyray's watch is dropped mid-run; it watches again and the run ends, leaving nothing."""
     from flyray.executors.localcluster.raystart import free_port
 
     proxy, server = real_kube.proxy, ("127.0.0.1", int(real_kube.server.rsplit(":", 1)[1]))
     nowhere = ("127.0.0.1", free_port())  # no backend: the proxy closes what it accepts
     outage = Outage(1.0, lambda: proxy.retarget(nowhere), lambda: proxy.retarget(server))
     assert _sum_through(outage) == 285
+    _nothing_left(kube_env, kube_api)
 
 
 @pytest.mark.slow
-def test_a_run_outlives_ten_seconds_without_an_api_server(kube_env, real_kube, operator):
+def test_a_run_outlives_ten_seconds_without_an_api_server(kube_env, real_kube, kube_api, operator):
     """For 10 s (an API server restart) connections to the API server are refused."""
     outage = Outage(10.0, real_kube.proxy.refuse, real_kube.proxy.resume)
     assert _sum_through(outage) == 285
+    _nothing_left(kube_env, kube_api)
+
+
+def _nothing_left(store: Any, kube_api: Any) -> None:
+    """The run is recorded SUCCEEDED and its RayJob is gone."""
+    record = only_record(store)
+    assert record.status is RunStatus.SUCCEEDED
+    assert rayjobs(kube_api, record.run_id) == []
 
 
 def _sum_through(outage: Any) -> Any:
