@@ -275,10 +275,11 @@ def _hand_over(registry: Registry, entry: WarmCluster, cluster: Any) -> None:
     from flyray.executors.localcluster.reaper import start_reaper
 
     with registry.locked():  # the keeper reads its entry only once this is written
-        leaders = cluster.detach()
+        leaders = cluster.leaders()
         pid = start_reaper(
             leaders=leaders, temp_dir=cluster.temp_dir, registry=registry.root, name=entry.name
         )
+        cluster.detach()  # the keeper owns the nodes now: the cluster's guard leaves
         entry.owner = Process(pid, start_time(pid) or 0)
         entry.state = RUNNING
         entry.leaders = dict(leaders)
