@@ -45,7 +45,13 @@ from pathlib import Path
 from typing import Any
 
 from flyray.errors import ConfigError, NodeStartError
-from flyray.executors.localcluster.procs import forget_at_exit, stop_at_exit, terminate_nodes
+from flyray.executors.localcluster.procs import (
+    TOKEN_FILE,
+    forget_at_exit,
+    kill_strays,
+    stop_at_exit,
+    terminate_nodes,
+)
 from flyray.executors.localcluster.raystart import (
     MAX_TEMP_DIR_LEN,
     Node,
@@ -168,7 +174,7 @@ class LocalRayCluster:
     @property
     def token_path(self) -> Path:
         """The file holding this cluster's auth token (never print its content)."""
-        return self.temp_dir / "auth_token"
+        return self.temp_dir / TOKEN_FILE
 
     def auth_env(self) -> dict[str, str]:
         """Environment variables a client process needs to talk to this cluster.
@@ -399,9 +405,11 @@ class LocalRayCluster:
         forget_at_exit(self)
 
     def _terminate(self, timeout: float) -> None:
-        """Stop every node and wait until all its processes are gone."""
+        """Stop every node and wait until all its processes (a job's driver too) are gone."""
         self._close_channel()
         self._terminate_nodes(self._nodes, timeout=timeout)
+        if self._temp_dir is not None:
+            kill_strays(self.token_path)
 
     def _terminate_nodes(self, nodes: Sequence[Node], *, timeout: float) -> None:
         """Stop ``nodes`` and wait until all their processes are gone."""
