@@ -60,3 +60,13 @@ def _poll_empty(find: Callable[[], list[int]], timeout: float) -> list[int]:
     while (left := find()) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Poll ``condition`` until it holds; whether it did before the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -13,6 +13,7 @@ from flyray.config.settings import Settings
 from flyray.errors import ClusterLostError
 from flyray.executors.localcluster import raystart
 from flyray.executors.localcluster.executor import LocalClusterExecutor
+from flyray.executors.localcluster.warm.registry import KEPT, Registry
 from flyray.store.record import RunStatus
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
@@ -21,6 +22,7 @@ from tests.procs import (
     node_sessions,
     pids_mentioning,
     session_members,
+    wait_until,
     wait_until_gone,
     wait_until_sessions_end,
 )
@@ -160,12 +162,18 @@ def test_existing_cluster_address_is_refused(store_dir, tmp_path):
         )
 
 
-def test_ttl_keeps_the_cluster_then_removes_it(store_dir):
+def test_ttl_keeps_the_cluster_then_removes_it(store_dir, clusters_dir):
     assert run_on_local_cluster(store_dir, "quick").result() == 9
     record = only_record(store_dir)
     assert record.cluster["kept_until"] and record.cluster["reaper_pid"]
     assert pids_mentioning(record.cluster["temp_dir"]), "the cluster should outlive the run"
+    registry = Registry(clusters_dir)
+    kept = registry.get(record.cluster["kept_as"])  # `flyray cluster list` shows it meanwhile
+    assert kept is not None and kept.state == KEPT and kept.idle_timeout == 4
+    assert kept.owner.pid == int(record.cluster["reaper_pid"])
+    assert kept.temp_dir == record.cluster["temp_dir"]
     assert_cluster_gone(record)  # the reaper stops it after ttl_seconds_after_finished
+    assert wait_until(lambda: registry.get(kept.name) is None), "the reaper left its entry"
 
 
 def test_retries_resubmit_and_record_every_attempt(store_dir, tmp_path):

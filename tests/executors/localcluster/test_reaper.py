@@ -8,14 +8,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from flyray.executors.localcluster.procs import start_leader, start_time, terminate_nodes
 from flyray.executors.localcluster.reaper import release_guard, start_guard
-from tests.procs import session_members, wait_until_gone, wait_until_sessions_end
+from tests.procs import session_members, wait_until, wait_until_gone, wait_until_sessions_end
 
 OWNER = """
 import sys, time
@@ -44,7 +43,7 @@ def node(temp_dir):
     leader = start_leader(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started = start_time(leader.pid)
     assert started is not None
-    assert _poll(lambda: len(session_members([leader.pid])) == 2), "the node's child did not start"
+    assert wait_until(lambda: len(session_members([leader.pid])) == 2), "its child did not start"
     yield leader.pid
     terminate_nodes({leader.pid: started}, timeout=1.0, children=[leader])
 
@@ -68,12 +67,3 @@ def test_a_released_guard_leaves_the_cluster_alone(temp_dir, node):
     release_guard(guard)  # at once: the signal waits for its handler, it is not lost
     assert guard.returncode == 0
     assert len(session_members([node])) == 2 and temp_dir.is_dir()
-
-
-def _poll(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True

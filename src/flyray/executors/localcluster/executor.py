@@ -207,17 +207,25 @@ class LocalClusterExecutor(JobExecutor):
             self.update(run, status=RunStatus.FAILED, message=str(exc))
 
     def _end(self, run: JobRun, cluster: Any, keep: float, report: ProgressCallback) -> None:
-        """Tear the cluster down now, or hand it to a reaper that does so after its TTL."""
-        from flyray.executors.localcluster.reaper import start_reaper
+        """Tear the cluster down now, or hand it to a reaper that does so after its TTL.
+
+        A kept cluster is listed by ``flyray cluster list`` under the run's id until then.
+        """
+        from flyray.config.names import dns1123_name
+        from flyray.executors.localcluster.warm.clusters import keep_for_ttl
+        from flyray.executors.localcluster.warm.registry import Registry
 
         if keep > 0:
-            pid = start_reaper(after=keep, leaders=cluster.leaders(), temp_dir=cluster.temp_dir)
-            cluster.detach()  # the reaper owns the nodes now: the cluster's guard leaves
+            name = dns1123_name(run.record.run_id)
+            registry = Registry(self.settings.clusters_dir_path())
+            source = f"run {run.record.run_id} ({run.record.task})"
+            pid = keep_for_ttl(registry, cluster, run.manifest, name=name, source=source, ttl=keep)
             until = datetime.fromtimestamp(time.time() + keep, timezone.utc).isoformat()
-            run.record.cluster.update(kept_until=until, reaper_pid=str(pid))
+            run.record.cluster.update(kept_until=until, reaper_pid=str(pid), kept_as=name)
             report(
-                f"keeping the cluster for {keep:g} s (ttl_seconds_after_finished): dashboard "
-                f"{cluster.dashboard_url}; `kill {pid}` tears it down now"
+                f"keeping the cluster for {keep:g} s (ttl_seconds_after_finished) as {name!r}: "
+                f"dashboard {cluster.dashboard_url}; `flyray cluster down {name}` (or "
+                f"`kill {pid}`) tears it down now"
             )
         else:
             report("tearing down the cluster")

@@ -10,6 +10,7 @@ Three waits, one teardown:
 - ``--after SECONDS``: ``ttlSecondsAfterFinished``. KubeRay deletes a RayJob's cluster that
   long after the job ends; the local-cluster executor detaches the cluster and starts this
   module, so the caller gets its result at once and the cluster still goes away on time.
+  With ``--registry DIR --name NAME`` too, its registry entry ("kept") is removed with it.
 - ``--registry DIR --name NAME``: the keeper of a warm cluster (``flyray cluster up``). It
   waits until the cluster has been idle for its idle timeout (``warm.keeper``), then stops
   it and removes its registry entry.
@@ -63,7 +64,10 @@ def start_reaper(
     registry: Path | None = None,
     name: str | None = None,
 ) -> int:
-    """Start a detached reaper (``after``) or keeper (``registry`` and ``name``); its pid."""
+    """Start a detached reaper (``after``) or keeper (``registry`` and ``name``); its pid.
+
+    A reaper given ``registry`` and ``name`` too removes that entry with the cluster.
+    """
     argv = [
         sys.executable,
         "-m",
@@ -119,17 +123,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.registry is not None and not args.name:
         parser.error("--registry needs --name")
+    if (args.owner is not None) + (args.after is not None) + (args.registry is not None) == 0:
+        parser.error("one of --owner, --after or --registry is required")
+    if args.owner is not None and (args.after is not None or args.registry is not None):
+        parser.error("--owner goes with neither --after nor --registry")
     leaders = dict(_pid_start(text) for text in args.leader)
     released = False
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # one sent early lands here
-        if args.registry is not None:
+        if args.after is not None:
+            time.sleep(args.after)  # the TTL itself: there is no condition to wait for
+        elif args.registry is not None:
             _keep(args.registry, args.name)
         elif args.owner is not None:
             _wait_for_exit(*_pid_start(args.owner))
             print(f"the owner {args.owner} died: stopping its cluster", file=sys.stderr, flush=True)
-        else:
-            time.sleep(args.after)  # the TTL itself: there is no condition to wait for
     except _Released:
         released = args.owner is not None  # only a guard can be released; others stop now
     finally:
@@ -200,10 +208,11 @@ def _pid_start(text: str) -> tuple[int, int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m flyray.executors.localcluster.reaper")
-    wait = parser.add_mutually_exclusive_group(required=True)
-    wait.add_argument("--owner", help="PID:START of the process whose death stops the cluster")
-    wait.add_argument("--after", type=float, help="seconds to keep the cluster")
-    wait.add_argument("--registry", type=Path, help="the warm-cluster registry (with --name)")
+    parser.add_argument("--owner", help="PID:START of the process whose death stops the cluster")
+    parser.add_argument("--after", type=float, help="seconds to keep the cluster")
+    parser.add_argument(
+        "--registry", type=Path, help="the registry of its entry (with --name); alone: keep warm"
+    )
     parser.add_argument("--name", help="the warm cluster's name in --registry")
     parser.add_argument("--temp-dir", type=Path, required=True, help="the cluster's temp dir")
     parser.add_argument("--leader", action="append", default=[], help="PID:START of a node")
