@@ -1,7 +1,8 @@
 """A cluster's guard: it stops the nodes when its owner dies, and leaves them when released.
 
 No Ray here: a "node" is a session leader with the cluster's ``--temp-dir`` in its command
-line and a child in its session, which is all the guard goes by.
+line and a child in its session, a "driver" has the cluster's token file in its environment:
+that is all the guard goes by.
 """
 
 import shutil
@@ -49,6 +50,10 @@ def node(temp_dir):
 
 
 def test_guard_stops_the_cluster_when_its_owner_is_killed(temp_dir, node):
+    # a job's driver: a session of its own, found by the cluster's token file in its environment
+    env = {"RAY_AUTH_TOKEN_PATH": str(temp_dir / "auth_token"), "PATH": "/usr/bin:/bin"}
+    quiet = subprocess.DEVNULL
+    driver = start_leader(["sleep", "300"], stdout=quiet, stderr=quiet, env=env)
     owner = subprocess.Popen(
         [sys.executable, "-c", OWNER, str(temp_dir)], stdout=subprocess.PIPE, text=True
     )
@@ -57,7 +62,8 @@ def test_guard_stops_the_cluster_when_its_owner_is_killed(temp_dir, node):
     assert session_members([node]), "the node should run while its owner does"
     owner.kill()
     owner.wait()
-    assert wait_until_sessions_end([node], timeout=30) == []
+    assert wait_until_sessions_end([node, driver.pid], timeout=30) == []
+    assert driver.wait(timeout=5) == -9  # a stray is killed outright
     assert wait_until_gone(str(temp_dir), timeout=10) == []  # the guard (--temp-dir) exited too
     assert not temp_dir.exists()
 

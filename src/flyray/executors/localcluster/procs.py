@@ -124,13 +124,18 @@ def terminate_nodes(
 
 
 def stop_detached(
-    leaders: Mapping[int, int], temp_dir: Path | str | None, *, timeout: float = 5.0
+    leaders: Mapping[int, int],
+    temp_dir: Path | str | None,
+    *,
+    keep_temp_dir: bool = False,
+    timeout: float = 5.0,
 ) -> None:
     """Stop a detached cluster's nodes (``terminate_nodes``) and strays, remove its temp dir."""
     terminate_nodes(leaders, timeout=timeout)
     if temp_dir:
         kill_strays(Path(temp_dir) / TOKEN_FILE)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        if not keep_temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def kill_strays(token_path: Path | str, *, timeout: float = 10.0) -> None:

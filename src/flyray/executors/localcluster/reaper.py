@@ -154,7 +154,7 @@ def _teardown(args: argparse.Namespace, leaders: dict[int, int]) -> None:
         leaders = {**leaders, **leaders_under(args.temp_dir)}
     if args.registry is not None:
         _mark(args.registry, args.name, stopping=True)  # no run may lease it any more
-    stop_detached(leaders, None if args.keep_temp_dir else args.temp_dir)
+    stop_detached(leaders, args.temp_dir, keep_temp_dir=args.keep_temp_dir)
     if args.registry is not None:
         _mark(args.registry, args.name, stopping=False)
 
