@@ -8,7 +8,8 @@
     ├── RunStoreError           a run's record, data or code bundle cannot be stored or read
     ├── SandboxError            ``flyray sandbox`` cannot start here, did not start or stop
     ├── SubmissionError         a cluster could not be reached, authenticated or started
-    │   └── NodeStartError      a node of a local cluster did not come up: names it and its log
+    │   ├── NodeStartError      a node of a local cluster did not come up: names it and its log
+    │   └── ClusterLostError    a node of a local cluster died while a run used it
     └── BaseRuntimeError        Flyte's names (``flyte.errors``): .code, .kind, .worker
         ├── RuntimeUserError    the user's code or configuration failed
         │   ├── TaskError       the task ran elsewhere and failed: run id, remote traceback, logs
@@ -31,6 +32,7 @@ from typing import Any, Literal
 __all__ = [
     "BadConfigurationError",
     "BaseRuntimeError",
+    "ClusterLostError",
     "ConfigError",
     "CustomError",
     "FlyrayError",
@@ -103,6 +105,10 @@ class SubmissionError(FlyrayError):
 
 class NodeStartError(SubmissionError, RuntimeError):
     """A Ray node of a local cluster did not come up; the message names it and its log file."""
+
+
+class ClusterLostError(SubmissionError):
+    """A node of a local cluster died while a run used it; the message names the node."""
 
 
 class BaseRuntimeError(FlyrayError, RuntimeError):

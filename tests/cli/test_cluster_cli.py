@@ -19,17 +19,15 @@ def registry(tmp_path, monkeypatch):
 
 
 def add(registry, name, owner=None, **changes):
-    entry = WarmCluster(
-        name=name,
-        key={},
-        source=f"file.py {name}",
-        idle_timeout=60.0,
-        owner=owner or Process.current(),  # a live owner: kept by clean-up
-        state="running",
-        nodes=3,
-        dashboard_url="http://127.0.0.1:1",
+    values = {
+        "source": f"file.py {name}",
+        "state": "running",
+        "nodes": 3,
+        "dashboard_url": "http://127.0.0.1:1",
         **changes,
-    )
+    }
+    owner = owner or Process.current()  # a live owner: kept by clean-up
+    entry = WarmCluster(name=name, key={}, idle_timeout=60.0, owner=owner, **values)
     with registry.locked():
         registry.put(entry)
     return entry
@@ -46,6 +44,12 @@ def test_list_shows_the_warm_clusters(registry):
     output = invoke("cluster", "list").output
     assert "file.py ray-env" in output and re.search(r"ray-env .* in 5\d s", output)
     assert "after its runs" in output
+
+
+def test_list_shows_a_cluster_kept_for_its_ttl(registry):
+    add(registry, "r1a2b3c", state="kept", source="run r1a2b3c (env.task)")
+    output = invoke("cluster", "list").output
+    assert re.search(r"r1a2b3c +kept +3 +run r1a2b3c \(env.task\) .* in 5\d s", output), output
 
 
 def test_down_of_an_unknown_name_says_which_clusters_exist(registry):

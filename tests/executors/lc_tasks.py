@@ -129,6 +129,27 @@ def fail_once(marker: str) -> str:
     return "second attempt"
 
 
+one_worker = flyray.TaskEnvironment(
+    name="lc_one_worker",
+    plugin_config=RayJobConfig(
+        head_node_config=HeadNodeConfig(requests=Resources(cpu=1)),
+        worker_node_config=[
+            WorkerNodeConfig(group_name="w", replicas=1, requests=Resources(cpu=1))
+        ],
+    ),
+)
+
+
+@ray.remote(resources={"w": 1})
+def square_on_w(x: int) -> int:
+    return x * x
+
+
+@one_worker.task
+def squares_on_the_worker(n: int) -> int:
+    return sum(ray.get([square_on_w.remote(i) for i in range(n)]))
+
+
 plain_ray = flyray.TaskEnvironment(name="lc_plain", plugin_config=RayJobConfig())
 
 

@@ -201,7 +201,7 @@ def local_table(entries: list[WarmCluster]) -> Table:
         table.add_column(column, no_wrap=True)
     now = time.time()
     for entry in entries:
-        if entry.state != "running":
+        if entry.state not in ("running", "kept"):
             stops = ""
         elif in_use(entry):
             stops = "after its runs"

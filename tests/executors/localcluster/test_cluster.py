@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from flyray.errors import ConfigError, NodeStartError, SubmissionError
-from flyray.executors.localcluster.cluster import LocalRayCluster
+from flyray.executors.localcluster import raystart
+from flyray.executors.localcluster.cluster import START_ATTEMPTS, LocalRayCluster
 from flyray.executors.localcluster.raystart import NodeSpec
+from tests.executors.localcluster.flaky_ray import TIMED_OUT, flaky_ray, left_behind
+from tests.procs import session_members
 
 # -- without Ray ---------------------------------------------------------------------------
 
@@ -144,11 +147,13 @@ def test_stop_leaves_no_process_behind() -> None:
 
 
 def test_a_failing_worker_names_itself_and_its_log() -> None:
+    retries: list[str] = []
     cluster = LocalRayCluster(
         NodeSpec(name="head", head=True, num_cpus=1),
         [NodeSpec(name="bad-worker", params={"no-such-option": "1"})],
         dashboard=False,
         client_server=False,
+        on_retry=retries.append,
     )
     with pytest.raises(NodeStartError) as caught:
         cluster.start()
@@ -161,6 +166,58 @@ def test_a_failing_worker_names_itself_and_its_log() -> None:
         assert isinstance(caught.value, SubmissionError)
         assert cluster.state == "stopped"
         assert not _running(set(cluster.pids))
+        # a usage error is not transient: not retried
+        assert retries == [] and not list(cluster.log_dir.glob("*.attempt*"))
     finally:
         cluster.stop()
     assert not cluster.temp_dir.exists()
+
+
+def test_a_node_start_that_timed_out_is_cleaned_up_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head's first start and the worker's first start time out; the cluster comes up."""
+    fake = tmp_path / "flaky"
+    monkeypatch.setattr(raystart, "_ray_executable", lambda: flaky_ray(fake, head=1, worker=1))
+    retries: list[str] = []
+    cluster = LocalRayCluster(
+        NodeSpec(name="head", head=True, num_cpus=1),
+        [NodeSpec(name="w", num_cpus=1)],
+        dashboard=False,
+        client_server=False,
+        on_retry=retries.append,
+    )
+    with cluster:
+        assert cluster.alive_nodes() == 2
+        logs = cluster.log_dir
+        assert [line.split(" failed")[0] for line in retries] == ["Ray node 'head'", "Ray node 'w'"]
+        assert all("exited with code 1: " + TIMED_OUT in line for line in retries)
+        assert "start 2/3" in retries[0] and str(logs / "head.attempt1.err") in retries[0]
+        assert TIMED_OUT in (logs / "w.attempt1.err").read_text()  # the failed start's log
+        assert "Ray runtime started" in (logs / "w.out").read_text()  # the retry's log
+        # what the failed starts left behind was stopped before the retry
+        assert len(left_behind(fake)) == 2 and not _running(set(left_behind(fake)))
+        sessions = set(cluster.pids)
+    assert not session_members(sessions)
+
+
+def test_a_node_that_keeps_timing_out_fails_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "flaky"
+    monkeypatch.setattr(raystart, "_ray_executable", lambda: flaky_ray(fake, worker=10))
+    cluster = LocalRayCluster(
+        NodeSpec(name="head", head=True, num_cpus=1),
+        [NodeSpec(name="w", num_cpus=1)],
+        dashboard=False,
+        client_server=False,
+    )
+    with pytest.raises(NodeStartError) as caught:
+        cluster.start()
+    try:
+        message = str(caught.value)
+        assert message.startswith(f"Ray node 'w' failed to start (start {START_ATTEMPTS} of 3;")
+        assert str(cluster.log_dir / "w.attempt2.err") in message and TIMED_OUT in message
+        assert len(left_behind(fake)) == START_ATTEMPTS and not _running(set(left_behind(fake)))
+    finally:
+        cluster.stop()

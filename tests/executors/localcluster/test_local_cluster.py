@@ -9,10 +9,23 @@ from pathlib import Path
 import pytest
 
 import flyray
+from flyray.config.settings import Settings
+from flyray.errors import ClusterLostError
+from flyray.executors.localcluster import raystart
+from flyray.executors.localcluster.executor import LocalClusterExecutor
+from flyray.executors.localcluster.warm.registry import KEPT, Registry
 from flyray.store.record import RunStatus
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
-from tests.procs import pids_mentioning, wait_until_gone
+from tests.executors.localcluster.flaky_ray import TIMED_OUT, flaky_ray, left_behind
+from tests.procs import (
+    node_sessions,
+    pids_mentioning,
+    session_members,
+    wait_until,
+    wait_until_gone,
+    wait_until_sessions_end,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +38,13 @@ def store_dir(tmp_path):
     return str(tmp_path / "runs")
 
 
-def run_on_local_cluster(store_dir, task_name, *args, **kwargs):
+def run_on_local_cluster(store_dir, task_name, *args, on_log=None, on_progress=None, **kwargs):
     task = load_task(TASKS, task_name)
     context = flyray.with_runcontext(
-        mode="local-cluster", run_store=store_dir, on_log=lambda _: None
+        mode="local-cluster",
+        run_store=store_dir,
+        on_log=on_log or (lambda _: None),
+        on_progress=on_progress,
     )
     return context.run(task, *args, **kwargs)
 
@@ -38,10 +54,38 @@ def only_record(store_dir):
     return record
 
 
-def assert_cluster_gone(record):
-    assert record.cluster["temp_dir"]
-    assert wait_until_gone(record.cluster["temp_dir"]) == []
+def assert_cluster_gone(record, timeout=15.0):
+    """No process of the run's cluster is left (by temp dir, by node session), nor its dir."""
+    assert record.cluster["temp_dir"] and record.cluster["nodes"]
+    assert wait_until_gone(record.cluster["temp_dir"], timeout) == []
+    assert wait_until_sessions_end(node_sessions(record.cluster["nodes"]), timeout) == []
+    assert wait_until_gone(record.run_id, timeout) == []  # the job driver: a session of its own
     assert not Path(record.cluster["temp_dir"]).exists()
+
+
+def flyray_run(store_dir, task_name):
+    """`flyray run --mode local-cluster TASKS task_name` started, its stderr piped."""
+    env = {**os.environ, "FLYRAY_RUN_STORE": store_dir}
+    cmd = [str(Path(sys.executable).parent / "flyray"), "run", "--mode", "local-cluster", TASKS]
+    return subprocess.Popen(
+        [*cmd, task_name],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def read_until(stream, text):
+    """The lines of ``stream`` up to the one holding ``text`` (all of it if none does)."""
+    seen = []
+    for line in stream:
+        seen.append(line)
+        if text in line:
+            break
+    return "".join(seen)
 
 
 def test_declared_topology_runs_the_seed_work(store_dir):
@@ -92,25 +136,11 @@ def test_timeout_stops_the_job_and_the_cluster(store_dir):
 
 
 def test_ctrl_c_tears_everything_down(store_dir):
-    env = {**os.environ, "FLYRAY_RUN_STORE": store_dir}
-    cmd = [str(Path(sys.executable).parent / "flyray"), "run", "--mode", "local-cluster", TASKS]
-    proc = subprocess.Popen(
-        [*cmd, "sleep_until_interrupted"],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    seen = []
-    for line in proc.stderr:  # wait for the job to run, as a user would
-        seen.append(line)
-        if "sleeping until the caller interrupts" in line:
-            break
+    proc = flyray_run(store_dir, "sleep_until_interrupted")
+    seen = read_until(proc.stderr, "sleeping until the caller interrupts")  # as a user would
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    assert proc.wait(timeout=60) == 130, seen + rest
     assert "Interrupted" in rest
     record = only_record(store_dir)
     assert record.status is RunStatus.STOPPED and record.message == "interrupted (Ctrl-C)"
@@ -132,12 +162,18 @@ def test_existing_cluster_address_is_refused(store_dir, tmp_path):
         )
 
 
-def test_ttl_keeps_the_cluster_then_removes_it(store_dir):
+def test_ttl_keeps_the_cluster_then_removes_it(store_dir, clusters_dir):
     assert run_on_local_cluster(store_dir, "quick").result() == 9
     record = only_record(store_dir)
     assert record.cluster["kept_until"] and record.cluster["reaper_pid"]
     assert pids_mentioning(record.cluster["temp_dir"]), "the cluster should outlive the run"
+    registry = Registry(clusters_dir)
+    kept = registry.get(record.cluster["kept_as"])  # `flyray cluster list` shows it meanwhile
+    assert kept is not None and kept.state == KEPT and kept.idle_timeout == 4
+    assert kept.owner.pid == int(record.cluster["reaper_pid"])
+    assert kept.temp_dir == record.cluster["temp_dir"]
     assert_cluster_gone(record)  # the reaper stops it after ttl_seconds_after_finished
+    assert wait_until(lambda: registry.get(kept.name) is None), "the reaper left its entry"
 
 
 def test_retries_resubmit_and_record_every_attempt(store_dir, tmp_path):
@@ -164,3 +200,59 @@ def test_cli_failure_prints_the_remote_traceback_and_run_id(store_dir):
     assert 'raise RuntimeError(f"failed on purpose with code {code}")' in result.stderr
     assert f"run {record.run_id}" in result.stderr
     assert_cluster_gone(record)
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+
+def test_a_worker_start_that_timed_out_is_retried_and_the_run_succeeds(
+    store_dir, tmp_path, monkeypatch
+):
+    fake = tmp_path / "flaky"
+    monkeypatch.setattr(raystart, "_ray_executable", lambda: flaky_ray(fake, worker=1))
+    progress = []
+    run = run_on_local_cluster(store_dir, "squares_on_the_worker", n=5, on_progress=progress.append)
+    assert run.result() == 30
+    (retry,) = [line for line in progress if "retrying" in line]
+    assert retry.startswith("Ray node 'w-0' failed to start (`ray start` exited with code 1: ")
+    assert TIMED_OUT in retry and "start 2/3" in retry and "w-0.attempt1.err" in retry
+    assert progress.index(retry) < progress.index("nodes up 2/2")
+    assert len(left_behind(fake)) == 1 and not session_members(left_behind(fake))
+    assert_cluster_gone(only_record(store_dir))
+
+
+def test_a_killed_head_fails_the_run_with_the_cause(store_dir):
+    """SIGKILL to the head's process group mid-job: the run says so, and nothing is left."""
+
+    def kill_the_head(text):
+        if "sleeping until the caller interrupts" in text:
+            head = node_sessions(only_record(store_dir).cluster["nodes"])[0]
+            os.killpg(head, signal.SIGKILL)
+
+    with pytest.raises(ClusterLostError) as caught:
+        run_on_local_cluster(store_dir, "sleep_until_interrupted", on_log=kill_the_head)
+    record = only_record(store_dir)
+    message = str(caught.value)
+    assert message.startswith(f"run {record.run_id} failed: its local Ray cluster lost 'head' ")
+    assert "(killed by SIGKILL)" in message and "its head node died" in message
+    assert record.status is RunStatus.FAILED and record.message == message
+    assert_cluster_gone(record)
+
+
+def test_a_killed_cli_leaves_its_cluster_to_the_guard(store_dir, monkeypatch):
+    """`kill -9` of `flyray run`: the cluster's guard stops it; the run is then FAILED."""
+    proc = flyray_run(store_dir, "sleep_until_interrupted")
+    seen = read_until(proc.stderr, "sleeping until the caller interrupts")
+    record = only_record(store_dir)
+    assert session_members(node_sessions(record.cluster["nodes"])), seen
+    proc.kill()
+    proc.wait(timeout=10)
+    proc.stderr.close()
+    # the guard stops the nodes at once: SIGTERM, SIGKILL 5 s later, gone within seconds more
+    assert_cluster_gone(record, timeout=30.0)
+    monkeypatch.setenv("FLYRAY_RUN_STORE", store_dir)
+    executor = LocalClusterExecutor(Settings.load())
+    assert executor.status(record.run_id) is RunStatus.FAILED
+    after = only_record(store_dir)
+    assert after.status is RunStatus.FAILED and after.ended_at
+    assert f"the flyray process that ran it (pid {proc.pid}) died" in after.message

@@ -31,29 +31,42 @@ SIGTERM to ``ray start --block`` first drains the node for up to 30 s (set by
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from flyray.errors import ConfigError, NodeStartError
-from flyray.executors.localcluster.procs import forget_at_exit, stop_at_exit, terminate_nodes
+from flyray.executors.localcluster.procs import (
+    TOKEN_FILE,
+    forget_at_exit,
+    kill_strays,
+    stop_at_exit,
+    terminate_nodes,
+)
 from flyray.executors.localcluster.raystart import (
     MAX_TEMP_DIR_LEN,
     Node,
     NodeSpec,
     new_temp_dir,
     plan_nodes,
+    transient_failure,
 )
+from flyray.executors.localcluster.reaper import release_guard, start_guard
 
-__all__ = ["LocalRayCluster"]
+__all__ = ["START_ATTEMPTS", "LocalRayCluster"]
 
+log = logging.getLogger(__name__)
+
+START_ATTEMPTS = 3  # a node's first start and two retries, when it failed for a transient cause
 _POLL_S = 0.1
 # An HTTP opener that ignores http_proxy & co: every request here goes to 127.0.0.1.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -75,6 +88,7 @@ class LocalRayCluster:
         env: Mapping[str, str] | None = None,
         start_timeout: float = 120.0,
         on_progress: Callable[[int, int], None] | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         """Describe the cluster; nothing starts before ``start()``.
 
@@ -83,6 +97,8 @@ class LocalRayCluster:
         at stop(), unless start() failed (its logs are then kept for the error message).
         ``env`` adds variables to the nodes' environment. ``client_server=False`` only skips
         waiting for the Ray Client server: `ray start --head` always runs one (here on a free port).
+        ``on_progress(up, total)`` hears of nodes coming up, ``on_retry(line)`` of a node
+        started again; ``start_timeout`` bounds the start, counted again from each retry.
         """
         if not head.head:
             raise ConfigError("head.head", head.head, "must be True for the head node")
@@ -103,10 +119,14 @@ class LocalRayCluster:
         self._root = root
         self._env = dict(env or {})
         self._on_progress = on_progress
+        self._on_retry = on_retry
         self._state = "new"
         self._temp_dir: Path | None = None
         self._nodes: list[Node] = []
         self._channel: Any = None
+        self._guard: subprocess.Popen[bytes] | None = None
+        self._deadline = 0.0
+        self._reported_up = 0
 
     # -- state and addresses ---------------------------------------------------------------
 
@@ -154,7 +174,7 @@ class LocalRayCluster:
     @property
     def token_path(self) -> Path:
         """The file holding this cluster's auth token (never print its content)."""
-        return self.temp_dir / "auth_token"
+        return self.temp_dir / TOKEN_FILE
 
     def auth_env(self) -> dict[str, str]:
         """Environment variables a client process needs to talk to this cluster.
@@ -190,22 +210,27 @@ class LocalRayCluster:
     # -- start -----------------------------------------------------------------------------
 
     def start(self) -> LocalRayCluster:
-        """Start the head, then all workers at once; return when every node is alive."""
+        """Start the head, then all workers at once; return when every node is alive.
+
+        A node whose start fails in a way worth retrying (``transient_failure``) is cleaned up
+        and started again, up to ``START_ATTEMPTS`` times in all, its earlier logs kept; a
+        head that fails takes the workers with it, so they all start again on fresh ports.
+        """
         if self._state != "new":
             raise RuntimeError(f"start() needs a new cluster; this one is {self._state}")
         self._prepare_files()
+        self._guard = start_guard(self.temp_dir, keep_temp_dir=self._root is not None)
         self._nodes = plan_nodes((self.head, *self.workers), self.temp_dir, self.log_dir)
-        deadline = time.monotonic() + self.start_timeout
+        self._deadline = time.monotonic() + self.start_timeout
         try:
             self._launch(self._nodes[0])
-            self._wait_for_gcs(deadline)
-            for node in self._nodes[1:]:
-                self._launch(node)
-            self._wait_for_nodes(deadline)
-            self._wait_for_endpoints(deadline)
+            while (waiting := self._not_up()) is not None:
+                self._check_progress(*waiting)
+                time.sleep(_POLL_S)
         except BaseException:
             self._terminate(timeout=5.0)
             self._state = "stopped"
+            self._release_guard()
             raise
         self._state = "running"
         stop_at_exit(self)
@@ -239,59 +264,82 @@ class LocalRayCluster:
         argv = node.argv(gcs_address=self.gcs_address, dashboard=self.dashboard)
         node.launch(argv, self._node_env())
 
-    def _wait_for_gcs(self, deadline: float) -> None:
-        """Poll until the head's GCS answers, so that workers can register with it."""
-        head = self._nodes[0]
-        while self._alive_node_ports(quiet=True) is None:
-            self._check_progress([head], deadline, "its GCS did not answer")
-            time.sleep(_POLL_S)
+    def _not_up(self) -> tuple[Node, str] | None:
+        """The node the start waits for and why, or None once all is up; launches the workers.
 
-    def _wait_for_nodes(self, deadline: float) -> None:
-        """Poll until every node is alive and started, reporting progress as nodes come up.
-
-        A node is up once the GCS counts it alive AND its `ray start` has finished starting:
-        until then that process does not act on SIGTERM (seen stuck for over 20 s).
+        Workers start once the head's GCS answers. A node is up once the GCS counts it alive AND
+        its `ray start` has finished starting: until then that process does not act on SIGTERM
+        (seen stuck for over 20 s). Then the Jobs API and the Ray Client server must answer.
         """
-        total, reported = len(self._nodes), 0
-        while True:
-            alive = self._alive_node_ports(quiet=True) or set()
-            missing = [
-                n for n in self._nodes if n.ports["node_manager"] not in alive or not n.started()
-            ]
-            up = total - len(missing)
-            if up != reported and self._on_progress is not None:
-                self._on_progress(up, total)
-            reported = up
-            if not missing:
-                return
-            self._check_progress(missing, deadline, "not alive in the GCS or `ray start` not done")
-            time.sleep(_POLL_S)
-
-    def _wait_for_endpoints(self, deadline: float) -> None:
-        """Poll until the Jobs API and the Ray Client server (when asked for) accept requests."""
         head = self._nodes[0]
-        while self.dashboard and not self._jobs_api_ready():
-            self._check_progress([head], deadline, "its dashboard (Jobs API) did not answer")
-            time.sleep(_POLL_S)
-        while self.client_server and not _port_open(head.ports["client"]):
-            self._check_progress([head], deadline, "its Ray Client server did not listen")
-            time.sleep(_POLL_S)
+        alive = self._alive_node_ports(quiet=True)
+        if alive is None:
+            return head, "its GCS did not answer"
+        for node in self._nodes[1:]:
+            if node.process is None:
+                self._launch(node)
+        missing = [
+            n for n in self._nodes if n.ports["node_manager"] not in alive or not n.started()
+        ]
+        self._report_up(len(self._nodes) - len(missing))
+        if missing:
+            return missing[0], "not alive in the GCS or `ray start` not done"
+        if self.dashboard and not self._jobs_api_ready():
+            return head, "its dashboard (Jobs API) did not answer"
+        if self.client_server and not _port_open(head.ports["client"]):
+            return head, "its Ray Client server did not listen"
+        return None
 
-    def _check_progress(self, waiting: Iterable[Node], deadline: float, why: str) -> None:
-        """Raise NodeStartError if any node exited, or if the deadline passed for ``waiting``."""
+    def _report_up(self, up: int) -> None:
+        """Report how many nodes are up, when that changed."""
+        if up != self._reported_up and self._on_progress is not None:
+            self._on_progress(up, len(self._nodes))
+        self._reported_up = up
+
+    def _check_progress(self, waiting: Node, why: str) -> None:
+        """Retry or fail a node that exited; raise NodeStartError once the deadline passed."""
         for node in self._nodes:
             code = node.process.poll() if node.process is not None else None
             if code is not None:
-                raise self._node_error(node, f"`ray start` exited with code {code}")
-        if time.monotonic() > deadline:
-            first = next(iter(waiting))
-            raise self._node_error(first, f"not up after {self.start_timeout:g} s: {why}")
+                self._exited(node, code)
+                return
+        if time.monotonic() > self._deadline:
+            raise self._node_error(waiting, f"not up after {self.start_timeout:g} s: {why}")
+
+    def _exited(self, node: Node, code: int) -> None:
+        """Start a node whose `ray start` exited again if that may help, else raise."""
+        what = f"`ray start` exited with code {code}"
+        if node.attempt >= START_ATTEMPTS or not transient_failure(code, node.log_tail()):
+            raise self._node_error(node, what)
+        again = self._nodes if node.spec.head else [node]  # the workers need the new head
+        self._terminate_nodes(again, timeout=5.0)
+        taken = {port for n in self._nodes for port in n.ports.values()}
+        for each in again:
+            each.retire(taken)
+        kept = node.earlier_logs()[-1]
+        said = _last_line(kept)
+        message = (
+            f"Ray node {node.spec.name!r} failed to start ({what}{': ' + said if said else ''});"
+            f" retrying, start {node.attempt}/{START_ATTEMPTS} (its log kept as {kept})"
+        )
+        log.warning("%s", message)
+        if self._on_retry is not None:
+            self._on_retry(message)
+        self._deadline = max(self._deadline, time.monotonic() + self.start_timeout)
+        if node.spec.head:
+            self._close_channel()  # the GCS moves to a new port
+            self._reported_up = 0
+            self._launch(node)
+        # a worker starts again in _not_up, once the GCS answers
 
     def _node_error(self, node: Node, what: str) -> NodeStartError:
         """A NodeStartError naming the node, its log file, and the log's last lines."""
         tail = node.log_tail()
+        earlier = node.earlier_logs()
+        kept = ", ".join(map(str, earlier))
+        tries = f" (start {node.attempt} of {START_ATTEMPTS}; earlier: {kept})" if earlier else ""
         message = (
-            f"Ray node {node.spec.name!r} failed to start: {what}; see {node.err_log}"
+            f"Ray node {node.spec.name!r} failed to start{tries}: {what}; see {node.err_log}"
             f" (and Ray's logs in {node.temp_dir / 'session_latest' / 'logs'})"
         )
         return NodeStartError(message + (f"\n--- end of its log ---\n{tail}" if tail else ""))
@@ -353,15 +401,33 @@ class LocalRayCluster:
         if self._root is None and self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
         self._state = "stopped"
+        self._release_guard()
         forget_at_exit(self)
 
     def _terminate(self, timeout: float) -> None:
-        """Stop every node and wait until all its processes are gone."""
+        """Stop every node and wait until all its processes (a job's driver too) are gone."""
+        self._close_channel()
+        self._terminate_nodes(self._nodes, timeout=timeout)
+        if self._temp_dir is not None:
+            kill_strays(self.token_path)
+
+    def _terminate_nodes(self, nodes: Sequence[Node], *, timeout: float) -> None:
+        """Stop ``nodes`` and wait until all their processes are gone."""
+        leaders = {n.process.pid: n.started_at for n in nodes if n.process is not None}
+        children = [n.process for n in nodes if n.process is not None]
+        terminate_nodes(leaders, timeout=timeout, children=children)
+
+    def _close_channel(self) -> None:
+        """Close the gRPC channel to the GCS, if one is open."""
         if self._channel is not None:
             self._channel.close()
             self._channel = None
-        children = [n.process for n in self._nodes if n.process is not None]
-        terminate_nodes(self.leaders(), timeout=timeout, children=children)
+
+    def _release_guard(self) -> None:
+        """Tell the guard that this process stopped the cluster or handed it over."""
+        if self._guard is not None:
+            release_guard(self._guard)
+            self._guard = None
 
     def leaders(self) -> dict[int, int]:
         """{pid: start time} of each node's `ray start`: enough for any process to stop them."""
@@ -371,14 +437,29 @@ class LocalRayCluster:
         """Leave the cluster running past this object (and this process); returns ``leaders()``.
 
         Whoever takes it over stops it and removes ``temp_dir`` with ``procs.stop_detached``:
-        see ``flyray.executors.localcluster.reaper``.
+        see ``flyray.executors.localcluster.reaper``. Start that owner before detaching: the
+        cluster's guard leaves with this call, and would stop the nodes were this process to
+        die while nobody else owns them.
         """
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        self._close_channel()
         self._state = "detached"
+        self._release_guard()
         forget_at_exit(self)
         return self.leaders()
+
+    def exited_nodes(self) -> dict[str, int]:
+        """{name: exit code} of the nodes whose `ray start` has exited (one of them died)."""
+        codes = {n.spec.name: n.process.poll() for n in self._nodes if n.process is not None}
+        return {name: code for name, code in codes.items() if code is not None}
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line of a log file ("" if none): why its start failed, usually."""
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
 
 
 def _port_open(port: int) -> bool:

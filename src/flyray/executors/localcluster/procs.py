@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import IO, Protocol
 
 __all__ = [
+    "TOKEN_FILE",
     "forget_at_exit",
     "is_running",
+    "kill_strays",
     "leaders_under",
     "start_leader",
     "start_time",
@@ -37,6 +39,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
+TOKEN_FILE = "auth_token"  # a cluster's auth token: <temp dir>/auth_token (see cluster.py)
 
 
 def start_leader(
@@ -121,12 +124,44 @@ def terminate_nodes(
 
 
 def stop_detached(
-    leaders: Mapping[int, int], temp_dir: Path | str | None, *, timeout: float = 5.0
+    leaders: Mapping[int, int],
+    temp_dir: Path | str | None,
+    *,
+    keep_temp_dir: bool = False,
+    timeout: float = 5.0,
 ) -> None:
-    """Stop a detached cluster's nodes (``terminate_nodes``), then remove its temp dir."""
+    """Stop a detached cluster's nodes (``terminate_nodes``) and strays, remove its temp dir."""
     terminate_nodes(leaders, timeout=timeout)
     if temp_dir:
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        kill_strays(Path(temp_dir) / TOKEN_FILE)
+        if not keep_temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def kill_strays(token_path: Path | str, *, timeout: float = 10.0) -> None:
+    """SIGKILL what is left of a stopped cluster outside its nodes' sessions; wait till gone.
+
+    A Ray job's driver runs in a session of its own, and Ray stops it only while the job's
+    supervisor lives: a head killed with SIGKILL leaves the driver running. Every process of a
+    cluster has the cluster's token file in its environment (``RAY_AUTH_TOKEN_PATH``), so
+    that is how they are found; call this once the nodes are stopped.
+    """
+    mark = f"RAY_AUTH_TOKEN_PATH={token_path}".encode()
+    strays = {}
+    for pid, st in _all_stats().items():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if mark in environ and pid != os.getpid() and st[0] not in ("Z", "X"):
+            strays[pid] = st[4]
+    if not strays:
+        return
+    log.warning("killing processes a stopped Ray cluster left behind: %s", sorted(strays))
+    for pid, start in strays.items():
+        _kill_if_same(pid, start)
+    if not _wait_gone([], set(), strays, time.monotonic() + timeout):
+        log.error("processes survived SIGKILL: %s", sorted(_alive(strays)))
 
 
 def terminate_process(pid: int, start: int, *, timeout: float) -> None:

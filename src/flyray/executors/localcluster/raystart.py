@@ -4,7 +4,8 @@ A NodeSpec says what a node offers (CPUs, GPUs, memory, resources, labels, KubeR
 rayStartParams); ``plan_nodes`` gives every node of a cluster its own free ports and a temp dir
 under the cluster's private one (``new_temp_dir``), and ``Node`` starts it and reads its output.
 Every port is chosen here (above 20000, out of Ray's worker port range) so that several clusters
-and a plain ``ray.init()`` can share a host.
+and a plain ``ray.init()`` can share a host. ``transient_failure`` tells a start worth retrying
+(Ray timed out, the process was killed) from one that would fail again (a bad flag).
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from pathlib import Path
 from flyray.errors import ConfigError, NodeStartError
 from flyray.executors.localcluster.procs import start_leader, start_time
 
-__all__ = ["MAX_TEMP_DIR_LEN", "Node", "NodeSpec", "free_port", "new_temp_dir", "plan_nodes"]
+__all__ = [
+    "MAX_TEMP_DIR_LEN",
+    "Node",
+    "NodeSpec",
+    "free_port",
+    "new_temp_dir",
+    "plan_nodes",
+    "transient_failure",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,10 @@ _CLIENT_SPECIFIC_PORTS = range(23000, 24000)  # every Ray Client proxy hands the
 MAX_TEMP_DIR_LEN = 107 - 64 - 5
 _LOG_TAIL_CHARS = 2000
 _STARTED_MARK = b"Ray runtime started."
+# What `ray start` says when it gave up waiting (on an overloaded machine, e.g. right after a
+# heavy job: "The current node timed out during startup", gRPC's "Deadline Exceeded"): the
+# same start succeeds a moment later. A usage error or a missing binary says none of these.
+_TRANSIENT_MARKS = ("timed out", "deadline exceeded", "deadline_exceeded")
 # rayStartParams this module sets itself; a NodeSpec's params cannot change them.
 _MANAGED_PARAMS = frozenset(
     {
@@ -67,6 +80,16 @@ _TYPED_PARAMS = {
     "resources": "resources",
     "labels": "labels",
 }
+
+
+def transient_failure(code: int, log: str) -> bool:
+    """True if a `ray start` that exited with ``code`` is worth starting again.
+
+    It is when the process was killed by a signal (it died during startup) or when its log says
+    that it timed out; any other failure (a usage error, a bad value) would only repeat.
+    """
+    text = log.lower()
+    return code < 0 or any(mark in text for mark in _TRANSIENT_MARKS)
 
 
 def free_port() -> int:
@@ -172,6 +195,7 @@ class Node:
     temp_dir: Path  # Ray's --temp-dir: one per node, or concurrent starts share socket names
     process: subprocess.Popen[bytes] | None = None
     started_at: int = 0  # the leader's start time (/proc clock ticks): guards against pid reuse
+    attempt: int = 1  # which start of this node the logs and the process are
 
     @property
     def err_log(self) -> Path:
@@ -182,6 +206,28 @@ class Node:
     def out_log(self) -> Path:
         """Where `ray start` writes its progress."""
         return self.log_dir / f"{self.spec.name}.out"
+
+    def earlier_logs(self) -> list[Path]:
+        """The error logs of the failed starts before this one (``<name>.attempt<k>.err``)."""
+        return [self._attempt_log(k, ".err") for k in range(1, self.attempt)]
+
+    def retire(self, taken: set[int]) -> None:
+        """Make ready for another start: keep the logs as ``<name>.attempt<k>.*``, new ports.
+
+        The failed start's process group must be gone by now (a node never launched only gets
+        new ports). ``taken`` holds the ports no node may get (every port of the cluster so
+        far); the new ones are added to it.
+        """
+        if self.process is not None:
+            for log_file in (self.out_log, self.err_log):
+                if log_file.exists():
+                    log_file.rename(self._attempt_log(self.attempt, log_file.suffix))
+            self.attempt += 1
+        self.process, self.started_at = None, 0
+        self.ports = _ports(self.spec, taken)
+
+    def _attempt_log(self, attempt: int, suffix: str) -> Path:
+        return self.log_dir / f"{self.spec.name}.attempt{attempt}{suffix}"
 
     def argv(self, *, gcs_address: str, dashboard: bool) -> list[str]:
         """The `ray start --block` command line; a worker joins the head at ``gcs_address``."""
@@ -249,19 +295,23 @@ def new_temp_dir() -> Path:
 def plan_nodes(specs: Sequence[NodeSpec], temp_dir: Path, log_dir: Path) -> list[Node]:
     """Every node with its own distinct free ports; node k > 0 gets ``temp_dir/n<k>``."""
     taken: set[int] = set()
-
-    def port() -> int:
-        while (p := free_port()) in taken:
-            pass
-        taken.add(p)
-        return p
-
     nodes = []
     for index, spec in enumerate(specs):
-        names = ["node_manager", "object_manager", "agent_listen", "agent_grpc"]
-        names += ["runtime_env_agent", "metrics_export"]
-        if spec.head:
-            names += ["gcs", "dashboard", "client"]
         node_temp_dir = temp_dir / f"n{index}" if index else temp_dir
-        nodes.append(Node(spec, {n: port() for n in names}, log_dir, node_temp_dir))
+        nodes.append(Node(spec, _ports(spec, taken), log_dir, node_temp_dir))
     return nodes
+
+
+def _ports(spec: NodeSpec, taken: set[int]) -> dict[str, int]:
+    """Free ports for every port a node of this role needs, none in ``taken`` (then added)."""
+    names = ["node_manager", "object_manager", "agent_listen", "agent_grpc"]
+    names += ["runtime_env_agent", "metrics_export"]
+    if spec.head:
+        names += ["gcs", "dashboard", "client"]
+    ports = {}
+    for name in names:
+        while (port := free_port()) in taken:
+            pass
+        taken.add(port)
+        ports[name] = port
+    return ports

@@ -56,6 +56,8 @@ def new_cluster(
 ) -> LocalRayCluster:
     """The (not yet started) local cluster a manifest declares; nodes coming up are reported.
 
+    So is a node started again after a transient failure (one line saying why).
+
     ``root`` is its temp dir (kept at stop()), else a new /tmp/flyray-* removed at stop().
     """
     head, workers = cluster_nodes(manifest)
@@ -66,6 +68,7 @@ def new_cluster(
         root=root,
         env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
         on_progress=lambda up, _: report(f"nodes up {up}/{total}"),
+        on_retry=report,
     )
 
 

@@ -29,6 +29,7 @@ from flyray.executors.localcluster.procs import (
 from flyray.executors.localcluster.raystart import new_temp_dir
 from flyray.executors.localcluster.warm.match import cluster_key, explain
 from flyray.executors.localcluster.warm.registry import (
+    KEPT,
     RUNNING,
     STARTING,
     Process,
@@ -43,6 +44,7 @@ __all__ = [
     "clean_up",
     "declared_manifest",
     "down",
+    "keep_for_ttl",
     "release",
     "up",
 ]
@@ -143,7 +145,7 @@ def clean_up(registry: Registry, report: ProgressCallback | None = None) -> list
                 f"cleaned up warm cluster {entry.name!r}: its {what} (pid {entry.owner.pid}) "
                 f"had died; its nodes were stopped"
             )
-        elif entry.state == RUNNING and (lost := _lost_nodes(entry.leaders)):
+        elif entry.state in (RUNNING, KEPT) and (lost := _lost_nodes(entry.leaders)):
             _stop(registry, entry)
             report(f"stopped warm cluster {entry.name!r}: its node(s) {lost} had exited")
         else:
@@ -177,6 +179,48 @@ def acquire(
         why = explain(preferred, named.key, key)
         report(f"not using warm cluster {preferred!r}, it differs: {why}; starting a new cluster")
     return None
+
+
+def keep_for_ttl(
+    registry: Registry,
+    cluster: Any,
+    manifest: Mapping[str, Any],
+    *,
+    name: str,
+    source: str,
+    ttl: float,
+) -> int:
+    """Hand a run's started cluster to a reaper that stops it ``ttl`` s from now; its pid.
+
+    Until then the cluster is in the registry as ``name`` (state "kept", never leased to a
+    run): ``flyray cluster list`` shows it, ``flyray cluster down NAME`` stops it now, and the
+    reaper removes the entry with the cluster.
+    """
+    from flyray.executors.localcluster.reaper import start_reaper
+
+    with registry.locked():  # the reaper removes its entry (under the lock) once written
+        leaders = cluster.leaders()
+        pid = start_reaper(
+            after=ttl, leaders=leaders, temp_dir=cluster.temp_dir, registry=registry.root, name=name
+        )
+        registry.put(
+            WarmCluster(
+                name=name,
+                key=cluster_key(manifest),
+                source=source,
+                idle_timeout=ttl,
+                owner=Process(pid, start_time(pid) or 0),
+                state=KEPT,
+                nodes=len(leaders),
+                temp_dir=str(cluster.temp_dir),
+                dashboard_url=cluster.dashboard_url,
+                gcs_address=cluster.gcs_address,
+                token_path=str(cluster.token_path),
+                leaders=dict(leaders),
+            )
+        )
+        cluster.detach()  # the reaper owns the nodes now: the cluster's guard leaves
+    return pid
 
 
 def release(registry: Registry, lease: Lease) -> None:
@@ -275,10 +319,11 @@ def _hand_over(registry: Registry, entry: WarmCluster, cluster: Any) -> None:
     from flyray.executors.localcluster.reaper import start_reaper
 
     with registry.locked():  # the keeper reads its entry only once this is written
-        leaders = cluster.detach()
+        leaders = cluster.leaders()
         pid = start_reaper(
             leaders=leaders, temp_dir=cluster.temp_dir, registry=registry.root, name=entry.name
         )
+        cluster.detach()  # the keeper owns the nodes now: the cluster's guard leaves
         entry.owner = Process(pid, start_time(pid) or 0)
         entry.state = RUNNING
         entry.leaders = dict(leaders)

@@ -28,6 +28,7 @@ from flyray.errors import ConfigError
 __all__ = ["Process", "Registry", "WarmCluster"]
 
 STARTING, RUNNING, STOPPING = "starting", "running", "stopping"
+KEPT = "kept"  # a run's transient cluster kept for its TTL: listed, stopped on time, never leased
 _SUFFIX = ".json"
 _TEMP_SUFFIX = ".tmp"
 
