@@ -7,7 +7,13 @@
     ├── ManifestError           a configuration that cannot be rendered for the target
     ├── RunStoreError           a run's record, data or code bundle cannot be stored or read
     ├── SubmissionError         a cluster could not be reached, authenticated or started
-    │   └── NodeStartError      a node of a local cluster did not come up: names it and its log
+    │   ├── NodeStartError      a node of a local cluster did not come up: names it and its log
+    │   └── RayClusterError     a Ray cluster's Jobs API or Ray Client failed a call
+    │       ├── ClusterUnreachableError  nothing answered (refused, timed out, unknown host)
+    │       ├── ClusterAuthError         the token was missing or refused (.token_sent)
+    │       ├── RayJobNotFoundError      the cluster has no such job (restarted, or job deleted)
+    │       ├── ClusterServerError       the cluster answered with a server error (5xx)
+    │       └── VersionSkewError         the cluster's Ray or Python differs from this one's
     └── BaseRuntimeError        Flyte's names (``flyte.errors``): .code, .kind, .worker
         ├── RuntimeUserError    the user's code or configuration failed
         │   ├── TaskError       the task ran elsewhere and failed: run id, remote traceback, logs
@@ -30,6 +36,9 @@ from typing import Any, Literal
 __all__ = [
     "BadConfigurationError",
     "BaseRuntimeError",
+    "ClusterAuthError",
+    "ClusterServerError",
+    "ClusterUnreachableError",
     "ConfigError",
     "CustomError",
     "FlyrayError",
@@ -41,6 +50,8 @@ __all__ = [
     "NonRecoverableError",
     "OOMError",
     "PluginNotFoundError",
+    "RayClusterError",
+    "RayJobNotFoundError",
     "RetriesExhaustedError",
     "RunStoreError",
     "RuntimeSystemError",
@@ -51,6 +62,7 @@ __all__ = [
     "TaskInterruptedError",
     "TaskLoadError",
     "TaskTimeoutError",
+    "VersionSkewError",
     "as_user_error",
     "is_task_error_copy",
 ]
@@ -97,6 +109,54 @@ class SubmissionError(FlyrayError):
 
 class NodeStartError(SubmissionError, RuntimeError):
     """A Ray node of a local cluster did not come up; the message names it and its log file."""
+
+
+class RayClusterError(SubmissionError):
+    """A Ray cluster's Jobs API, dashboard or Ray Client failed a call; never the task's error.
+
+    ``address`` is the cluster's, ``cause`` one of ``unreachable``, ``auth``, ``not_found``,
+    ``server_error``, ``version_skew`` or ``refused``, ``ray_message`` what Ray said, and
+    ``token_sent`` whether flyray sent a token (the token itself is never kept); ``ray_message``
+    is empty when flyray found the problem itself (e.g. its own version check).
+    """
+
+    cause = "refused"
+
+    def __init__(
+        self, message: str, *, address: str, ray_message: str = "", token_sent: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.address, self.ray_message, self.token_sent = address, ray_message, token_sent
+
+
+class ClusterUnreachableError(RayClusterError):
+    """Nothing answered at the cluster's address: connection refused, timed out, unknown host."""
+
+    cause = "unreachable"
+
+
+class ClusterAuthError(RayClusterError):
+    """The cluster wants a token and flyray sent none (``token_sent`` False) or a wrong one."""
+
+    cause = "auth"
+
+
+class RayJobNotFoundError(RayClusterError):
+    """The cluster does not know the job: it was restarted, or the job was deleted."""
+
+    cause = "not_found"
+
+
+class ClusterServerError(RayClusterError):
+    """The cluster answered a call with a server error (HTTP 5xx)."""
+
+    cause = "server_error"
+
+
+class VersionSkewError(RayClusterError):
+    """The cluster runs another Ray (or Python) than this process; the message names both."""
+
+    cause = "version_skew"
 
 
 class BaseRuntimeError(FlyrayError, RuntimeError):
