@@ -232,8 +232,8 @@ def test_a_detached_run_is_lost_while_its_cluster_is_gone_and_found_again(settin
     assert "is LOST, so there is nothing flyray can stop" in executor(settings, fake).cancel(run_id)
 
     fake.get_job_status = answer  # the cluster answers again
-    again = executor(settings, fake)
-    assert again.status(run_id) is RunStatus.RUNNING
+    assert later.status(run_id) is RunStatus.RUNNING
+    assert later.result(run_id) is None  # going on: no error, no outputs yet
     assert store.load_record(run_id).message is None
     assert executor(settings, fake).status(run_id) is RunStatus.SUCCEEDED
     assert store.read_log(run_id) == "working\ndone\n"

@@ -143,7 +143,10 @@ class JobExecutor(Executor):
         (or is LOST: its cluster may answer again)."""
         run = self.job_run(run_id)
         if not run.record.status.is_final():
+            was = run.record.status
             run.record = self.refresh_record(self.store.load_record(run_id))
+            if was is RunStatus.LOST and run.record.status is not RunStatus.LOST:
+                run.error = None  # its cluster answered again: the run is not lost any more
         return refreshed_status(self.store, run)
 
     def refresh_record(self, record: RunRecord) -> RunRecord:
