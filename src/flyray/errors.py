@@ -114,10 +114,11 @@ class NodeStartError(SubmissionError, RuntimeError):
 class RayClusterError(SubmissionError):
     """A Ray cluster's Jobs API, dashboard or Ray Client failed a call; never the task's error.
 
-    ``address`` is the cluster's, ``cause`` one of ``unreachable``, ``auth``, ``not_found``,
-    ``server_error``, ``version_skew`` or ``refused``, ``ray_message`` what Ray said, and
-    ``token_sent`` whether flyray sent a token (the token itself is never kept); ``ray_message``
-    is empty when flyray found the problem itself (e.g. its own version check).
+    ``address`` is the cluster's; ``cause`` one of ``unreachable``, ``auth``, ``not_found``,
+    ``server_error``, ``version_skew``, ``refused`` (or ``lost``: a LOST run's error, rebuilt
+    from its record); ``ray_message`` what Ray said (empty when flyray found the problem
+    itself, e.g. in its own version check); ``token_sent`` whether flyray sent a token (the
+    token itself is never kept).
     """
 
     cause = "refused"

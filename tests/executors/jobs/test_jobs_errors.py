@@ -225,8 +225,11 @@ def test_a_detached_run_is_lost_while_its_cluster_is_gone_and_found_again(settin
     assert later.status(run_id) is RunStatus.LOST
     first = store.load_record(run_id).message
     assert f"no Ray cluster answered at {ADDRESS} (connection refused)" in first
-    with pytest.raises(RayClusterError, match=f"run {run_id} is LOST: its cluster could not"):
+    with pytest.raises(
+        RayClusterError, match=f"run {run_id} is LOST: its cluster could not"
+    ) as info:
         later.result(run_id)
+    assert info.value.cause == "lost" and info.value.address == ADDRESS
     assert executor(settings, fake).status(run_id) is RunStatus.LOST
     assert store.load_record(run_id).message == first  # still lost since the first time
     assert "is LOST, so there is nothing flyray can stop" in executor(settings, fake).cancel(run_id)

@@ -63,12 +63,13 @@ def refreshed_status(store: RunStore, run: JobRun) -> RunStatus:
         )
     elif record.status is RunStatus.STOPPED and run.error is None:
         run.error = TaskError(f"run {record.run_id} was stopped", run_id=record.run_id)
-    elif record.status is RunStatus.LOST:  # the cluster's doing, never the task's error
+    elif record.status is RunStatus.LOST and run.error is None:  # never the task's error
         run.error = RayClusterError(
             f"run {record.run_id} is LOST: {record.message}; `flyray runs show {record.run_id}` "
             "asks its cluster again",
             address=record.cluster.get("dashboard_url", ""),
         )
+        run.error.cause = "lost"
     return record.status
 
 
