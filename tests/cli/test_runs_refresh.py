@@ -112,3 +112,41 @@ def test_a_cluster_that_does_not_answer_is_one_error_line_not_the_task_s_failure
         f"(usually port 8265) (Ray said: Failed to connect to Ray at address: {address}.)"
     ]
     assert "Traceback" not in result.output
+
+
+def test_refresh_goes_through_the_executor_of_each_run_s_mode(store, monkeypatch):
+    """A kuberay run is refreshed by the kuberay executor's own hook: one executor per mode."""
+    import flyray.cli.runs as runs_cli
+
+    asked = []
+
+    class KubeStandIn:
+        def __init__(self, settings):
+            asked.append("made")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            asked.append("closed")
+
+        def status(self, run_id):
+            asked.append(run_id)
+            record = store.load_record(run_id)
+            record.status = RunStatus.SUCCEEDED
+            store.save_record(record)
+            return record.status
+
+    real = runs_cli.executor_type
+    monkeypatch.setattr(
+        runs_cli, "executor_type", lambda mode: KubeStandIn if mode == "kuberay" else real(mode)
+    )
+    for n in (1, 2):
+        created = f"2026-01-0{n}T00:00:00+00:00"
+        store.save_record(
+            RunRecord(run_id=f"rkube00000{n}", task="t", mode="kuberay", created_at=created)
+        )
+    result = CliRunner().invoke(cli, ["runs", "list", "--refresh"])
+    assert result.exit_code == 0, result.output
+    assert asked == ["made", "rkube000002", "rkube000001", "closed"]
+    assert [_row(result.output, r)[3] for r in ("rkube000001", "rkube000002")] == ["SUCCEEDED"] * 2
