@@ -181,7 +181,13 @@ def test_the_causes_have_names():
 
 
 @pytest.mark.parametrize(
-    "exc", [KeyError("status"), ValueError("bad input"), RuntimeError("the task's own")]
+    "exc",
+    [
+        KeyError("status"),
+        ValueError("bad input"),
+        RuntimeError("the task's own"),
+        FileNotFoundError(2, "No such file or directory"),
+    ],
 )
 def test_other_errors_are_not_ray_client_errors(exc):
     assert ray_error(exc, address=HTTP, action="x", token_sent=False) is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def ray_error(
             f"port 8265? (Ray said: {said})",
             **fields,
         )
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+    if _is_network(exc):
         message = _unreachable_message(exc, address, action, token_sent, said)
         return ClusterUnreachableError(message, **fields)
     return None
@@ -121,6 +122,13 @@ def _http_status(exc: BaseException) -> int | None:
     if isinstance(exc, RuntimeError) and (match := _STATUS.search(str(exc))):
         return int(match.group(1))
     return None
+
+
+def _is_network(exc: BaseException) -> bool:
+    """A connection that failed: refused, timed out, unknown host, dropped (not a file error)."""
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    return isinstance(exc, OSError) and type(exc).__module__.startswith(("requests", "urllib3"))
 
 
 def _is_auth(exc: BaseException) -> bool:
