@@ -82,6 +82,20 @@ CASES = [
         id="server-error-on-another-ray",
     ),
     pytest.param(
+        ConnectionError(
+            "Initialization failure from server:\nTraceback (most recent call last):\n  File "
+            '"proxier.py", line 772, in Datapath\n    raise RuntimeError(\nRuntimeError: '
+            "Starting Ray client server failed. See ray_client_server_23000.err for detailed logs."
+        ),
+        {"address": CLIENT},
+        ClusterServerError,
+        [
+            "failed with a server error when asked to get the job",
+            "(Ray said: Initialization failure from server: RuntimeError: Starting Ray client",
+        ],
+        id="ray-client-server-failed",
+    ),
+    pytest.param(
         RuntimeError("Request failed with status code 400: unexpected field 'labels'."),
         {"cluster_ray": LOCAL},
         RayClusterError,

@@ -34,6 +34,8 @@ TOKEN_HINT = (
 )
 _STATUS = re.compile(r"(?:status code|returned) (\d{3})")
 _RAY_VERSIONS = re.compile(r"Ray(?: version)?:? (\d+\.\d+[0-9A-Za-z.+-]*)")
+_SERVER_FAILED = "failure from server"  # a Ray Client server that could not start the session
+_TRACEBACK = "Traceback (most recent call last):"
 _PYTHON_VERSIONS = re.compile(r"Python: (\d+\.\d+[0-9A-Za-z.+-]*)")
 _REASONS = (  # words in an error (or the errors it was raised from) -> the reason, said plainly
     (("refused",), "connection refused"),
@@ -79,10 +81,11 @@ def ray_error(
             f"so flyray could not {action} (Ray said: {said})",
             **fields,
         )
-    if status is not None and status >= 500:
+    if (status or 0) >= 500 or _SERVER_FAILED in said:
+        code = f" ({status})" if status else ""
         return ClusterServerError(
-            f"{where} failed with a server error ({status}) when asked to {action}: see the "
-            f"dashboard's log on its head node (Ray said: {said})",
+            f"{where} failed with a server error{code} when asked to {action}: see the "
+            f"logs on its head node (dashboard.log, ray_client_server*.err) (Ray said: {said})",
             **fields,
         )
     if status is not None:
@@ -107,8 +110,13 @@ def ray_client_sends_token(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def first_paragraph(exc: BaseException) -> str:
-    """What Ray said, up to its first blank line, on one line (its long hints left out)."""
-    text = str(exc).strip().split("\n\n")[0]
+    """What Ray said, up to its first blank line, on one line (its long hints left out); a
+    server's traceback in it is shortened to its last line."""
+    text = str(exc).strip()
+    if _TRACEBACK in text:
+        head, _, trace = text.partition(_TRACEBACK)
+        text = f"{head.strip()} {(trace.strip().splitlines() or [''])[-1]}".strip()
+    text = text.split("\n\n")[0]
     return (
         " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(exc).__name__
     )
