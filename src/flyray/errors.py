@@ -9,7 +9,13 @@
     ├── SandboxError            ``flyray sandbox`` cannot start here, did not start or stop
     ├── SubmissionError         a cluster could not be reached, authenticated or started
     │   ├── NodeStartError      a node of a local cluster did not come up: names it and its log
-    │   └── ClusterLostError    a node of a local cluster died while a run used it
+    │   ├── ClusterLostError    a node of a local cluster died while a run used it
+    │   └── RayClusterError     a Ray cluster's Jobs API or Ray Client failed a call
+    │       ├── ClusterUnreachableError  nothing answered (refused, timed out, unknown host)
+    │       ├── ClusterAuthError         the token was missing or refused (.token_sent)
+    │       ├── RayJobNotFoundError      the cluster has no such job (restarted, or job deleted)
+    │       ├── ClusterServerError       the cluster answered with a server error (5xx)
+    │       └── VersionSkewError         the cluster's Ray or Python differs from this one's
     └── BaseRuntimeError        Flyte's names (``flyte.errors``): .code, .kind, .worker
         ├── RuntimeUserError    the user's code or configuration failed
         │   ├── TaskError       the task ran elsewhere and failed: run id, remote traceback, logs
@@ -32,7 +38,10 @@ from typing import Any, Literal
 __all__ = [
     "BadConfigurationError",
     "BaseRuntimeError",
+    "ClusterAuthError",
     "ClusterLostError",
+    "ClusterServerError",
+    "ClusterUnreachableError",
     "ConfigError",
     "CustomError",
     "FlyrayError",
@@ -44,6 +53,8 @@ __all__ = [
     "NonRecoverableError",
     "OOMError",
     "PluginNotFoundError",
+    "RayClusterError",
+    "RayJobNotFoundError",
     "RetriesExhaustedError",
     "RunStoreError",
     "RuntimeSystemError",
@@ -55,6 +66,7 @@ __all__ = [
     "TaskInterruptedError",
     "TaskLoadError",
     "TaskTimeoutError",
+    "VersionSkewError",
     "as_user_error",
     "is_task_error_copy",
 ]
@@ -109,6 +121,55 @@ class NodeStartError(SubmissionError, RuntimeError):
 
 class ClusterLostError(SubmissionError):
     """A node of a local cluster died while a run used it; the message names the node."""
+
+
+class RayClusterError(SubmissionError):
+    """A Ray cluster's Jobs API, dashboard or Ray Client failed a call; never the task's error.
+
+    ``address`` is the cluster's; ``cause`` one of ``unreachable``, ``auth``, ``not_found``,
+    ``server_error``, ``version_skew``, ``refused`` (or ``lost``: a LOST run's error, rebuilt
+    from its record); ``ray_message`` what Ray said (empty when flyray found the problem
+    itself, e.g. in its own version check); ``token_sent`` whether flyray sent a token (the
+    token itself is never kept).
+    """
+
+    cause = "refused"
+
+    def __init__(
+        self, message: str, *, address: str, ray_message: str = "", token_sent: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.address, self.ray_message, self.token_sent = address, ray_message, token_sent
+
+
+class ClusterUnreachableError(RayClusterError):
+    """Nothing answered at the cluster's address: connection refused, timed out, unknown host."""
+
+    cause = "unreachable"
+
+
+class ClusterAuthError(RayClusterError):
+    """The cluster wants a token and flyray sent none (``token_sent`` False) or a wrong one."""
+
+    cause = "auth"
+
+
+class RayJobNotFoundError(RayClusterError):
+    """The cluster does not know the job: it was restarted, or the job was deleted."""
+
+    cause = "not_found"
+
+
+class ClusterServerError(RayClusterError):
+    """The cluster answered a call with a server error (HTTP 5xx)."""
+
+    cause = "server_error"
+
+
+class VersionSkewError(RayClusterError):
+    """The cluster runs another Ray (or Python) than this process; the message names both."""
+
+    cause = "version_skew"
 
 
 class BaseRuntimeError(FlyrayError, RuntimeError):

@@ -47,6 +47,15 @@ def test_statuses_come_back_as_run_status() -> None:
     assert record.attempts[1].status is RunStatus.RUNNING
 
 
+def test_only_pending_and_running_go_on_and_only_lost_may_change_after_its_end() -> None:
+    going = [status for status in RunStatus if not status.is_terminal()]
+    changing = [status for status in RunStatus if not status.is_final()]
+    assert going == [RunStatus.PENDING, RunStatus.RUNNING]
+    assert changing == [*going, RunStatus.LOST]
+    lost = RunRecord.from_dict({**_record().to_dict(), "status": "LOST"})
+    assert lost.status is RunStatus.LOST and str(lost.status) == "LOST"
+
+
 def test_defaults_of_a_new_record() -> None:
     record = RunRecord(run_id="r1", task="env.fn", mode="cluster")
     assert record.status is RunStatus.PENDING

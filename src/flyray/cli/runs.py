@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -15,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flyray.config.settings import Settings
+from flyray.errors import FlyrayError
 from flyray.executors.base import Executor
 from flyray.executors.registry import executor_type
 from flyray.store.record import Attempt, RunRecord
@@ -25,7 +27,13 @@ from .output import stderr
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LIMIT = 20
-_STATUS_STYLES = {"SUCCEEDED": "green", "FAILED": "red", "STOPPED": "yellow", "RUNNING": "cyan"}
+_STATUS_STYLES = {
+    "SUCCEEDED": "green",
+    "FAILED": "red",
+    "STOPPED": "yellow",
+    "RUNNING": "cyan",
+    "LOST": "magenta",
+}
 
 
 def run_store_option(func: F) -> F:
@@ -71,8 +79,19 @@ def runs() -> None:
 )
 @click.option("--namespace", help="With --kuberay: the namespace [default: the context's].")
 @click.option("--context", help="With --kuberay: the kubeconfig context.")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="First ask the cluster of each shown run that may still change (PENDING, RUNNING, "
+    "LOST) how it is; a run whose cluster does not answer becomes LOST.",
+)
 def list_runs(
-    run_store: str | None, limit: int, kuberay: bool, namespace: str | None, context: str | None
+    run_store: str | None,
+    limit: int,
+    kuberay: bool,
+    namespace: str | None,
+    context: str | None,
+    refresh: bool,
 ) -> None:
     """List the runs in the run store, newest first."""
     if kuberay:
@@ -83,10 +102,40 @@ def list_runs(
     if not records:
         stderr.print(f"no runs in {escape(store.root)}", soft_wrap=True)
         return
+    if refresh:
+        refresh_runs(run_store, records[:limit] if limit else records)
+        records = store.list_records()
     shown = records[:limit] if limit else records
     print_rows(runs_table(shown))
     if len(shown) < len(records):
         stderr.print(f"[dim]{len(shown)} of {len(records)} runs; --limit 0 lists them all[/]")
+
+
+def refresh_runs(run_store: str | None, records: list[RunRecord]) -> None:
+    """Bring the records of runs that may still change up to date, each by its mode's executor.
+
+    A run that cannot be refreshed (e.g. its cluster refuses the token) keeps its record, and
+    a warning says why.
+    """
+    settings = Settings.load(overrides={"run_store": run_store})
+    executors: dict[str, Executor] = {}
+    with contextlib.ExitStack() as stack:
+        for record in records:
+            if record.status.is_final():
+                continue
+            if record.mode not in executors:
+                made = executor_type(record.mode)(settings)
+                executors[record.mode] = stack.enter_context(made)
+            refresh_run(executors[record.mode], record.run_id)
+
+
+def refresh_run(executor: Executor, run_id: str) -> None:
+    """Ask the run's executor for its status (its cluster, for a run that goes on); a flyray
+    error is a warning: the stored record is shown as it is."""
+    try:
+        executor.status(run_id)
+    except FlyrayError as exc:
+        stderr.print(f"warning: run {run_id} not refreshed: {exc}", markup=False, soft_wrap=True)
 
 
 def _list_kube_runs(*, namespace: str | None, context: str | None) -> None:
@@ -129,7 +178,7 @@ def print_rows(table: Table) -> None:
 def show_run(run_id: str, run_store: str | None, output: str) -> None:
     """Show one run: its record, attempts, cluster, error and where its files are."""
     with executor_of(run_store, run_id) as executor:
-        executor.status(run_id)  # a run still going on a cluster is asked there first
+        refresh_run(executor, run_id)  # a run still going on a cluster is asked there first
     store = open_store(run_store)
     record = store.load_record(run_id)
     error = store.read_error(run_id)

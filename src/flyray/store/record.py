@@ -17,17 +17,27 @@ __all__ = ["Attempt", "RunRecord", "RunStatus", "utc_now"]
 
 
 class RunStatus(str, Enum):
-    """Where a run is; prints as users see it."""
+    """Where a run is; prints as users see it.
+
+    ``LOST``: the cluster that runs it could not be asked (unreachable, or it no longer knows
+    the job); the record's message says why and since when. Nothing waits on a lost run, but
+    it is not final: when its cluster answers again, a refresh records what became of it.
+    """
 
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"
+    LOST = "LOST"
 
     def is_terminal(self) -> bool:
-        """True once the run will not change any more."""
-        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED)
+        """True once nothing will follow the run any more (waiting for it ends)."""
+        return self is not RunStatus.PENDING and self is not RunStatus.RUNNING
+
+    def is_final(self) -> bool:
+        """True once the run will not change any more (a lost run may be found again)."""
+        return self.is_terminal() and self is not RunStatus.LOST
 
     def __str__(self) -> str:
         return self.value

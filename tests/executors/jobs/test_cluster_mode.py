@@ -108,7 +108,7 @@ def test_cli_seed_example_on_a_cluster(cluster_env):
 
 def test_unreachable_address(cluster_env):
     address = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(flyray.SubmissionError, match=f"no Ray Jobs API answered at {address}"):
+    with pytest.raises(flyray.SubmissionError, match=f"no Ray cluster answered at {address}"):
         run("sum_of_squares", 1, address=address)
 
 
@@ -118,17 +118,16 @@ def test_ray_client_address_is_the_wrong_scheme(cluster_env, ray_cluster):
 
 
 @pytest.mark.parametrize("token", [None, "not-the-token"])
-def test_missing_or_wrong_token(cluster_env, monkeypatch, token):
+def test_missing_or_wrong_token(cluster_env, ray_cluster, monkeypatch, token):
     for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
         monkeypatch.delenv(name, raising=False)
     if token:
         monkeypatch.setenv("RAY_AUTH_TOKEN", token)
-    state = "was refused" if token else "is missing"
-    with pytest.raises(
-        flyray.SubmissionError, match=f"needs token authentication and the token {state}"
-    ):
+    state = "refused the token flyray sent" if token else "needs a token and flyray sent none"
+    with pytest.raises(flyray.errors.ClusterAuthError, match=state) as info:
         run("sum_of_squares", 1)
-    assert token is None or token not in str(run.__doc__)
+    assert info.value.token_sent is bool(token) and ray_cluster.dashboard_url in str(info.value)
+    assert token is None or token not in str(info.value)
 
 
 def test_version_warning_and_skip(cluster_env):

@@ -186,6 +186,7 @@ def test_ray_client_errors_become_one_line_naming_the_call_and_address():
     with pytest.raises(SubmissionError) as info:
         client.get_job_status("r1-1")
     assert str(info.value) == (
-        "the Ray Jobs API at http://10.0.0.1:8265 could not get the status of job r1-1: "
-        "Request failed with status code 404: Job r1-1"
+        "the Ray cluster at http://10.0.0.1:8265 does not know Ray job r1-1 (it was restarted, "
+        "or the job was deleted), so flyray could not get the status of job r1-1 "
+        "(Ray said: Request failed with status code 404: Job r1-1 more)"
     )

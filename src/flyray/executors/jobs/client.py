@@ -1,4 +1,4 @@
-"""The client of a Ray Jobs API, and the one place where Ray's client errors become flyray's.
+"""The client of a Ray Jobs API, whose errors all go through ``flyray.plugins.ray.errors``.
 
 Every executor that talks to a Jobs API gets its client from a ``JobsClientFactory``:
 ``(address, headers) -> client`` with ``JobSubmissionClient``'s methods (``submit_job``,
@@ -8,17 +8,18 @@ the real one; tests pass a fake.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from flyray.errors import SubmissionError
 from flyray.executors.base import ProgressCallback
 from flyray.executors.jobs.auth import ray_auth_headers
 from flyray.executors.jobs.versions import check_versions
+from flyray.plugins.ray.errors import ray_error
 
 __all__ = ["JobsClientFactory", "RayJobsClient", "connect", "ray_jobs_client"]
 
@@ -27,21 +28,31 @@ VERSION_TIMEOUT_S = 10.0  # how long a cluster's /api/version may take to answer
 
 
 class RayJobsClient:
-    """Ray's ``JobSubmissionClient`` with its errors made flyray's ``SubmissionError``.
+    """A Jobs API client (Ray's ``JobSubmissionClient``, or a fake) whose errors are flyray's.
 
-    Ray raises ``RuntimeError`` for an HTTP error status and ``requests``' errors (``OSError``)
-    when the cluster stops answering; each becomes one line naming the call and the address.
+    Whatever the client raises is sorted by ``flyray.plugins.ray.errors.ray_error`` (unreachable,
+    token, unknown job, server error, version skew) into an error naming the call, the address
+    and the cause, quoting Ray; ``cluster_ray`` is the cluster's Ray version when it is known.
     """
 
-    def __init__(self, client: Any, address: str) -> None:
-        self._client, self.address = client, address
+    def __init__(
+        self,
+        client: Any,
+        address: str,
+        *,
+        token_sent: bool = False,
+        cluster_ray: str | None = None,
+    ) -> None:
+        self._client, self.address, self.token_sent = client, address, token_sent
+        self.cluster_ray = cluster_ray or getattr(client, "_server_ray_version", None)
 
     def submit_job(
         self, *, entrypoint: str, runtime_env: dict[str, Any], submission_id: str
     ) -> str:
         """Submit a job under ``submission_id``; its id."""
         return self._call(
-            "submit job",
+            f"submit job {submission_id}",
+            None,
             self._client.submit_job,
             entrypoint=entrypoint,
             runtime_env=runtime_env,
@@ -51,51 +62,59 @@ class RayJobsClient:
     def get_job_status(self, submission_id: str) -> Any:
         """The job's ``JobStatus``."""
         return self._call(
-            f"get the status of job {submission_id}", self._client.get_job_status, submission_id
+            f"get the status of job {submission_id}",
+            submission_id,
+            self._client.get_job_status,
+            submission_id,
         )
 
     def get_job_logs(self, submission_id: str) -> str:
         """The job's driver log so far."""
         return self._call(
-            f"get the logs of job {submission_id}", self._client.get_job_logs, submission_id
+            f"get the logs of job {submission_id}",
+            submission_id,
+            self._client.get_job_logs,
+            submission_id,
         )
 
     def get_job_info(self, submission_id: str) -> Any:
         """The job's ``JobDetails`` (status, message, error type)."""
-        return self._call(f"get job {submission_id}", self._client.get_job_info, submission_id)
+        return self._call(
+            f"get job {submission_id}", submission_id, self._client.get_job_info, submission_id
+        )
 
     def stop_job(self, submission_id: str) -> bool:
         """Ask Ray to stop the job; whether it was still running."""
-        return self._call(f"stop job {submission_id}", self._client.stop_job, submission_id)
+        return self._call(
+            f"stop job {submission_id}", submission_id, self._client.stop_job, submission_id
+        )
 
-    def _call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _call(
+        self, action: str, job: str | None, method: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         try:
             return method(*args, **kwargs)
-        except (RuntimeError, OSError) as exc:
-            raise SubmissionError(
-                f"the Ray Jobs API at {self.address} could not {what}: {_first_line(exc)}"
-            ) from exc
+        except Exception as exc:
+            error = ray_error(
+                exc,
+                address=self.address,
+                action=action,
+                token_sent=self.token_sent,
+                job=job,
+                cluster_ray=self.cluster_ray,
+            )
+            if error is None:
+                raise
+            raise error from exc
 
 
 def ray_jobs_client(address: str, headers: Mapping[str, str]) -> RayJobsClient:
     """A client of the Jobs API at ``address``; connection and token errors made flyray's."""
-    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
-    try:
-        return RayJobsClient(JobSubmissionClient(address, headers=dict(headers)), address)
-    except AuthenticationError as exc:
-        state = "was refused" if headers else "is missing"
-        raise SubmissionError(
-            f"the Ray cluster at {address} needs token authentication and the token {state}: "
-            "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH (or RAY_AUTH_MODE=token with "
-            f"~/.ray/auth_token) to the cluster's token ({_first_line(exc)})"
-        ) from exc
-    except ConnectionError as exc:
-        raise SubmissionError(
-            f"no Ray Jobs API answered at {address}: is the cluster up and is this its "
-            f"dashboard address (usually port 8265)? ({_first_line(exc)})"
-        ) from exc
+    with _translated(address, "connect", token_sent=bool(headers)):
+        client = JobSubmissionClient(address, headers=dict(headers))
+    return RayJobsClient(client, address, token_sent=bool(headers))
 
 
 def connect(
@@ -105,18 +124,34 @@ def connect(
     factory: JobsClientFactory = ray_jobs_client,
     skip_version_check: bool = False,
     report: ProgressCallback | None = None,
-) -> Any:
+) -> RayJobsClient:
     """A Jobs API client for ``address``; a Ray or Python that differs from ours is reported.
 
     ``headers`` default to the token the environment gives (``RAY_AUTH_TOKEN`` and friends).
+    Whatever ``factory`` makes, its errors are made flyray's here.
     """
     if headers is None:
         headers = ray_auth_headers()
-    client = factory(address, headers)
+    with _translated(address, "connect", token_sent=bool(headers)):
+        client = factory(address, headers)
+    if not isinstance(client, RayJobsClient):
+        client = RayJobsClient(client, address, token_sent=bool(headers))
     if not skip_version_check:
         for warning in _version_warnings(address, headers):
             (report or (lambda message: None))(f"warning: {warning}")
     return client
+
+
+@contextlib.contextmanager
+def _translated(address: str, action: str, *, token_sent: bool) -> Iterator[None]:
+    """Ray's client errors raised inside made flyray's (``ray_error``); others pass."""
+    try:
+        yield
+    except Exception as exc:
+        error = ray_error(exc, address=address, action=action, token_sent=token_sent)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _version_warnings(address: str, headers: Mapping[str, str]) -> list[str]:
@@ -136,7 +171,3 @@ def _version_warnings(address: str, headers: Mapping[str, str]) -> list[str]:
         remote_python=None,  # the Jobs API does not say; the entrypoint checks pickled inputs
         via="jobs",
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -17,7 +17,7 @@ from flyray.errors import ConfigError
 from flyray.executors.base import LogCallback, ProgressCallback
 from flyray.executors.jobs.client import JobsClientFactory, connect
 from flyray.executors.jobs.executor import JobExecutor
-from flyray.executors.jobs.run import JobRun
+from flyray.executors.jobs.run import LOSING, JobRun, mark_lost
 from flyray.plugins.ray.config import RayJobConfig
 from flyray.store.record import RunRecord, RunStatus, utc_now
 from flyray.task.base import FunctionTask
@@ -77,16 +77,28 @@ class ClusterExecutor(JobExecutor):
         return status
 
     def refresh_record(self, record: RunRecord) -> RunRecord:
-        """A detached run's record brought up to date from its cluster (status, log, end)."""
+        """A detached run's record brought up to date from its cluster (status, log, end).
+
+        A cluster that does not answer, or no longer knows the job, makes the run LOST (with
+        the reason); a lost run whose cluster answers again gets the job's status. Other
+        errors (a missing token, a server error) are raised and leave the record as it was.
+        """
         attempt = record.attempts[-1] if record.attempts else None
         address = record.cluster.get("dashboard_url")
-        if record.status.is_terminal() or attempt is None or not address:
+        if record.status.is_final() or attempt is None or not address:
             return record
         from ray.job_submission import JobStatus
 
-        client = self._client(record)
-        status = client.get_job_status(attempt.submission_id)
-        self.store.write_log(record.run_id, client.get_job_logs(attempt.submission_id))
+        try:
+            client = self._client(record)
+            status = client.get_job_status(attempt.submission_id)
+            log = client.get_job_logs(attempt.submission_id)
+        except LOSING as exc:
+            self.store.save_record(mark_lost(record, exc))
+            return record
+        self.store.write_log(record.run_id, log)
+        record.status = attempt.status = RunStatus.RUNNING  # a lost run found again goes on
+        record.message = attempt.message = None
         if status.is_terminal():
             final = {JobStatus.SUCCEEDED: RunStatus.SUCCEEDED, JobStatus.STOPPED: RunStatus.STOPPED}
             record.status = attempt.status = final.get(status, RunStatus.FAILED)
@@ -94,6 +106,7 @@ class ClusterExecutor(JobExecutor):
             error = self.store.read_error(record.run_id)
             if error is not None and record.status is RunStatus.FAILED:
                 record.message = attempt.message = f"{error.type}: {error.message}"
+        record.updated_at = utc_now()
         self.store.save_record(record)
         return record
 

@@ -19,7 +19,7 @@ from flyray.errors import ConfigError, RunStoreError
 from flyray.executors.base import Executor, LogCallback, ProgressCallback, RunOptions
 from flyray.executors.jobs.client import JobsClientFactory, ray_jobs_client
 from flyray.executors.jobs.follower import JobFollower
-from flyray.executors.jobs.run import JobRun, refreshed_status
+from flyray.executors.jobs.run import LOSING, JobRun, mark_lost, refreshed_status
 from flyray.store.record import RunRecord, RunStatus, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
@@ -139,10 +139,14 @@ class JobExecutor(Executor):
         return self._runs[run_id]
 
     def status(self, run_id: str) -> RunStatus:
-        """The run's status now: its record, brought up to date from its cluster if it goes on."""
+        """The run's status now: its record, brought up to date from its cluster if it goes on
+        (or is LOST: its cluster may answer again)."""
         run = self.job_run(run_id)
-        if not run.record.status.is_terminal():
+        if not run.record.status.is_final():
+            was = run.record.status
             run.record = self.refresh_record(self.store.load_record(run_id))
+            if was is RunStatus.LOST and run.record.status is not RunStatus.LOST:
+                run.error = None  # its cluster answered again: the run is not lost any more
         return refreshed_status(self.store, run)
 
     def refresh_record(self, record: RunRecord) -> RunRecord:
@@ -169,6 +173,10 @@ class JobExecutor(Executor):
             self.update(run, status=RunStatus.STOPPED, message="cancelled")
             return f"run {run_id} cancelled before it started"
         self.status(run_id)
+        if run.record.status is RunStatus.LOST:
+            return (
+                f"run {run_id} is LOST, so there is nothing flyray can stop: {run.record.message}"
+            )
         if run.record.status.is_terminal():
             return f"run {run_id} had already ended: {run.record.status.value}"
         return self.stop(run)
@@ -201,7 +209,11 @@ class JobExecutor(Executor):
             run.error = exc
             self.update(run, status=RunStatus.STOPPED, message="interrupted (Ctrl-C)")
             raise
-        except Exception as exc:  # e.g. the cluster stopped answering: the record says so
+        except LOSING as exc:  # the cluster cannot say how the job ends: LOST, with the reason
+            run.error = exc
+            self.store.save_record(mark_lost(run.record, exc))
+            raise
+        except Exception as exc:  # e.g. the cluster failed a call: the record says so
             run.error = exc
             self.update(run, status=RunStatus.FAILED, message=str(exc), ended_at=utc_now())
             raise

@@ -9,10 +9,12 @@ the job under another submission id than the one asked for (a warm cluster's sta
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from typing import Any
 
-from flyray.errors import NonRecoverableError, TaskError, TaskTimeoutError
+from flyray.errors import NonRecoverableError, RayClusterError, TaskError, TaskTimeoutError
 from flyray.executors.base import ProgressCallback
 from flyray.executors.jobs.run import JobRun, RunKeeper
 from flyray.store.record import Attempt, RunStatus, utc_now
@@ -86,7 +88,7 @@ class JobFollower:
             attempt.status, attempt.message = RunStatus.STOPPED, "interrupted (Ctrl-C)"
             raise
         finally:
-            self.executor.store.write_log(run_id, self.client.get_job_logs(submission_id))
+            self._save_log(run_id, submission_id, failing=sys.exc_info()[1] is not None)
             attempt.ended_at = utc_now()
         attempt.status = status
         if status is not RunStatus.SUCCEEDED:
@@ -97,6 +99,12 @@ class JobFollower:
             self.run_.error = None
         self.executor.update(self.run_)
         return status
+
+    def _save_log(self, run_id: str, submission_id: str, *, failing: bool) -> None:
+        """Store the job's log; while an error is raised, a cluster's error here is dropped:
+        a cluster that is gone fails this call too, and the error raised already says so."""
+        with contextlib.suppress(*((RayClusterError,) if failing else ())):
+            self.executor.store.write_log(run_id, self.client.get_job_logs(submission_id))
 
     def _follow(self, submission_id: str, started: float) -> RunStatus:
         from ray.job_submission import JobStatus

@@ -7,15 +7,24 @@ import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from flyray.errors import TaskError
+from flyray.errors import (
+    ClusterUnreachableError,
+    RayClusterError,
+    RayJobNotFoundError,
+    TaskError,
+)
 from flyray.executors.base import LogCallback
-from flyray.store.record import RunRecord, RunStatus
+from flyray.store.record import RunRecord, RunStatus, utc_now
 from flyray.store.runstore import RunStore
 from flyray.task.base import FunctionTask
 
-__all__ = ["JobRun", "RunKeeper", "no_interrupts", "refreshed_status"]
+__all__ = ["LOSING", "JobRun", "RunKeeper", "mark_lost", "no_interrupts", "refreshed_status"]
+
+# A cluster that gives these cannot say what became of the run: the run is LOST, not FAILED.
+LOSING = (ClusterUnreachableError, RayJobNotFoundError)
 
 
 @dataclass
@@ -54,7 +63,28 @@ def refreshed_status(store: RunStore, run: JobRun) -> RunStatus:
         )
     elif record.status is RunStatus.STOPPED and run.error is None:
         run.error = TaskError(f"run {record.run_id} was stopped", run_id=record.run_id)
+    elif record.status is RunStatus.LOST and run.error is None:  # never the task's error
+        run.error = RayClusterError(
+            f"run {record.run_id} is LOST: {record.message}; `flyray runs show {record.run_id}` "
+            "asks its cluster again",
+            address=record.cluster.get("dashboard_url", ""),
+        )
+        run.error.cause = "lost"
     return record.status
+
+
+def mark_lost(record: RunRecord, exc: BaseException) -> RunRecord:
+    """Record the run as LOST: why (``exc``) and since when; a lost run keeps its first time."""
+    if record.status is RunStatus.LOST:
+        return record
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    record.status = RunStatus.LOST
+    record.message = f"its cluster could not be asked since {when}: {exc}"
+    if record.attempts and not record.attempts[-1].status.is_final():
+        record.attempts[-1].status = RunStatus.LOST
+        record.attempts[-1].message = record.message
+    record.updated_at = utc_now()
+    return record
 
 
 class RunKeeper(Protocol):

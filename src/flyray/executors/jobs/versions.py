@@ -7,7 +7,7 @@ differs, or is unknown, is worth a warning, not a refusal.
 
 from __future__ import annotations
 
-from flyray.errors import SubmissionError
+from flyray.errors import VersionSkewError
 
 __all__ = ["check_versions"]
 
@@ -23,7 +23,7 @@ def check_versions(
     remote_python: str | None,
     via: str,
 ) -> list[str]:
-    """Raise SubmissionError for a mismatch that would break; return warnings for the rest.
+    """Raise VersionSkewError for a mismatch that would break; return warnings for the rest.
 
     ``via`` is "client" (Ray Client: Ray and Python must match) or "jobs" (Jobs API: the
     Python minor must match for pickled inputs and outputs).
@@ -39,9 +39,10 @@ def check_versions(
         mismatch = f"Ray {remote_ray} on the cluster, {local_ray} here"
         (problems if via == "client" else warnings).append(mismatch)
     if problems:
-        raise SubmissionError(
+        raise VersionSkewError(
             f"the cluster at {address} does not match this environment: "
-            f"{'; '.join(problems)}; {HINT}"
+            f"{'; '.join(problems)}; {HINT}",
+            address=address,
         )
     return warnings
 

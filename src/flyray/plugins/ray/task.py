@@ -20,6 +20,7 @@ from flyray.plugins.ray.config import (
     RayJobConfig,
     WorkerNodeConfig,
 )
+from flyray.plugins.ray.errors import first_paragraph, ray_client_sends_token, ray_error
 from flyray.plugins.ray.request import ray_request
 from flyray.plugins.ray.resources import local_ray_resources
 from flyray.task.base import FunctionTask
@@ -106,18 +107,25 @@ class RayFunctionTask(FunctionTask):
         return init_params
 
     def _init_ray(self, ray: Any, init_params: dict[str, Any]) -> None:
+        """``ray.init``; a cluster that cannot be joined is a flyray error, not the task's."""
         address = self.plugin_config.address or os.environ.get("RAY_ADDRESS")
         started = time.monotonic()
         try:
             ray.init(**init_params)
-        except (ConnectionError, TimeoutError) as exc:
-            waited = time.monotonic() - started
-            raise SubmissionError(
-                f"could not connect to Ray at {address} (waited {waited:.0f} s): "
-                f"{str(exc).strip() or type(exc).__name__}; check the address, that the "
-                "cluster is up, and for token authentication RAY_AUTH_MODE=token with "
-                "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
-            ) from exc
+        except Exception as exc:
+            action = f"connect (waited {time.monotonic() - started:.0f} s)"
+            if address is None:  # a new local Ray: nothing to join
+                if not isinstance(exc, (ConnectionError, TimeoutError)):
+                    raise
+                raise SubmissionError(
+                    f"could not start a local Ray: {first_paragraph(exc)}"
+                ) from exc
+            error = ray_error(
+                exc, address=address, action=action, token_sent=ray_client_sends_token()
+            )
+            if error is None:
+                raise
+            raise error from exc
 
     async def post(self, return_vals: Any) -> Any:
         """Let go of the Ray that ``pre`` started; the last call to let go shuts it down.
