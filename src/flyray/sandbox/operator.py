@@ -45,6 +45,7 @@ class KubeRayOperator:
         self.kube, self.namespaces = kube, namespaces
         self.process: ManagedProcess | None = None
         self.probe_port = 0
+        self.starts = 0  # each start logs to a file of its own
 
     def start(self) -> KubeRayOperator:
         """Create the namespaces, start the operator, wait until its controllers run."""
@@ -56,8 +57,9 @@ class KubeRayOperator:
         self.probe_port = metrics_port = free_port()
         while metrics_port == self.probe_port:  # two free ports, not one twice
             metrics_port = free_port()
+        self.starts += 1
         self.process = self.kube.spawn(
-            "kuberay-operator",
+            "kuberay-operator" + (f"-{self.starts}" if self.starts > 1 else ""),
             [
                 str(self.kube.bin_dir / "kuberay-operator"),
                 # on the command line, so the session's check for leftover processes sees it
@@ -131,6 +133,12 @@ class KubeRayOperator:
         """Stop its process group (``RealKube.close`` would too: stopping twice is a no-op)."""
         if self.process is not None:
             self.process.stop()
+
+    def restart(self) -> KubeRayOperator:
+        """Stop the operator and start a new process on the same control plane (a crash, an
+        upgrade, a rescheduled operator pod); returns once the new one reconciles."""
+        self.stop()
+        return self.start()
 
 
 def start_operator(kube: RealKube) -> KubeRayOperator:

@@ -130,7 +130,8 @@ def quote(log: str | None) -> str:
     lines = log.rstrip("\n").splitlines()[-LOG_LINES:]
     if not lines:
         return "its log is empty"
-    return f"the last {len(lines)} lines of its log:\n" + "\n".join(f"    {x}" for x in lines)
+    what = "line" if len(lines) == 1 else f"{len(lines)} lines"
+    return f"the last {what} of its log:\n" + "\n".join(f"    {x}" for x in lines)
 
 
 class ClusterPods:

@@ -129,6 +129,7 @@ class Container:
     backoff: float = 0.0  # the next back-off; 0: the next restart is at once
     restart_at: float | None = None  # monotonic time of a restart after a back-off
     started_mono: float = 0.0
+    exits: list[float] = field(default_factory=list)  # when each instance was seen exited
 
     @property
     def name(self) -> str:
@@ -144,6 +145,7 @@ class Container:
         code = self.popen.poll()
         if code is not None and not self.finished_at:
             self.finished_at, self.ready = now(), False
+            self.exits.append(time.monotonic())
         return code
 
     def terminated(self) -> dict[str, Any]:
