@@ -166,7 +166,7 @@ class ClusterPods:
         while not stop.is_set():
             try:
                 pods = self.session.cluster_pods(cluster)
-            except FlyrayError:
+            except Exception:  # an API error, or the session closed as the run ended
                 pods = []
             failure = next((f for f in map(pod_failure, pods) if f is not None), None)
             if failure is not None and not stop.is_set():
