@@ -45,7 +45,7 @@ class KubeRayOperator:
         self.kube, self.namespaces = kube, namespaces
         self.process: ManagedProcess | None = None
         self.probe_port = 0
-        self.starts = 0  # each start logs to a file of its own
+        self.starts = 0  # started again after stop() (a test's restart): a log file of its own
 
     def start(self) -> KubeRayOperator:
         """Create the namespaces, start the operator, wait until its controllers run."""
@@ -133,12 +133,6 @@ class KubeRayOperator:
         """Stop its process group (``RealKube.close`` would too: stopping twice is a no-op)."""
         if self.process is not None:
             self.process.stop()
-
-    def restart(self) -> KubeRayOperator:
-        """Stop the operator and start a new process on the same control plane (a crash, an
-        upgrade, a rescheduled operator pod); returns once the new one reconciles."""
-        self.stop()
-        return self.start()
 
 
 def start_operator(kube: RealKube) -> KubeRayOperator:

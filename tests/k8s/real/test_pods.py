@@ -17,7 +17,6 @@ import re
 import secrets
 import signal
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -317,39 +316,39 @@ def restartable_operator(kuberay_operator: Any) -> Iterator[Any]:
 
 
 def test_a_run_outlives_an_operator_restart(
-    pods_env, process_kubelet, objects, kube_api, restartable_operator
+    pods_env, process_kubelet, objects, kube_api, restartable_operator, flyray_cli
 ):
     """The operator stops while the Ray job runs and starts again after the job finished: the
-    new one finds the RayJob, reads the job's end, and the run completes; nothing is left."""
+    new one finds the RayJob, reads the job's end, and the run completes; nothing is left.
+
+    The operator is restarted from this thread: a component dies with the thread that started
+    it (``PR_SET_PDEATHSIG``), so flyray runs in a process of its own.
+    """
     from kubernetes import client
 
     core = client.CoreV1Api(kube_api)
     before = restartable_operator.process.popen.pid
-    restarted: dict[str, Any] = {}
+    proc = flyray_cli(
+        *("run", "--mode", "kuberay", "--namespace", PODS_NAMESPACE),
+        *(TASKS, "sum_of_squares", "--n", "10"),
+    )
+    seen = read_stderr_until(proc, r"Running: cluster ready", RUN_TIMEOUT_S)
+    restartable_operator.stop()
+    (rayjob,) = objects.ray("rayjobs")
+    name = rayjob["metadata"]["name"]
 
-    def submitter_done(rayjob: str) -> bool:
-        pods = core.list_namespaced_pod(PODS_NAMESPACE, label_selector=f"job-name={rayjob}")
+    def submitter_done() -> bool:
+        pods = core.list_namespaced_pod(PODS_NAMESPACE, label_selector=f"job-name={name}")
         return any(pod.status.phase == "Succeeded" for pod in pods.items)
 
-    def restart() -> None:
-        try:
-            restartable_operator.stop()
-            (rayjob,) = objects.ray("rayjobs")
-            name = rayjob["metadata"]["name"]
-            wait_until(lambda: submitter_done(name), RUN_TIMEOUT_S, "the Ray job's end")
-            restarted["status"] = objects.ray("rayjobs")[0]["status"]["jobDeploymentStatus"]
-            restartable_operator.start()
-        except BaseException as exc:
-            restarted["error"] = exc
-
-    recorder = Recorder()
-    thread = threading.Thread(target=restart, daemon=True)
-    recorder.at(r"Running: cluster ready", thread.start)
-    assert run("sum_of_squares", 10, recorder=recorder, namespace=PODS_NAMESPACE).result() == 285
-    thread.join(RUN_TIMEOUT_S)
-    assert "error" not in restarted, restarted
-    assert restarted["status"] == "Running"  # the job ended while no operator was there
+    wait_until(submitter_done, RUN_TIMEOUT_S, "the Ray job's end")
+    (rayjob,) = objects.ray("rayjobs")
+    assert rayjob["status"]["jobDeploymentStatus"] == "Running"  # no operator read the end
+    restartable_operator.start()
     assert restartable_operator.process.popen.pid != before
+    out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 0, seen + err
+    assert out.strip().splitlines()[-1] == "285", out + err
+    assert "Complete: job finished" in err, seen + err
     assert only_record(pods_env).status is RunStatus.SUCCEEDED
-    assert any("Complete: job finished" in line for line in recorder.lines), recorder.lines
     _nothing_left(objects, process_kubelet, _pod_pids(process_kubelet))
