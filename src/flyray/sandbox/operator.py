@@ -45,6 +45,7 @@ class KubeRayOperator:
         self.kube, self.namespaces = kube, namespaces
         self.process: ManagedProcess | None = None
         self.probe_port = 0
+        self.starts = 0  # started again after stop() (a test's restart): a log file of its own
 
     def start(self) -> KubeRayOperator:
         """Create the namespaces, start the operator, wait until its controllers run."""
@@ -56,8 +57,9 @@ class KubeRayOperator:
         self.probe_port = metrics_port = free_port()
         while metrics_port == self.probe_port:  # two free ports, not one twice
             metrics_port = free_port()
+        self.starts += 1
         self.process = self.kube.spawn(
-            "kuberay-operator",
+            "kuberay-operator" + (f"-{self.starts}" if self.starts > 1 else ""),
             [
                 str(self.kube.bin_dir / "kuberay-operator"),
                 # on the command line, so the session's check for leftover processes sees it

@@ -79,3 +79,27 @@ def rejected() -> None:
 def cluster_sum(n: int) -> int:
     """Created for the real operator; its pods never run (level 2), so neither does this."""
     return sum(ray.get([square.remote(i) for i in range(n)]))
+
+
+# A head whose PATH has no `ray`: its container exits at once (level 3), as with an image
+# that lacks Ray, or a virtualenv the pod cannot see.
+no_ray = flyray.TaskEnvironment(
+    name="rk_no_ray",
+    plugin_config=RayJobConfig(
+        head_node_config=HeadNodeConfig(
+            requests=Resources(cpu=1),
+            pod_template={
+                "spec": {
+                    "containers": [
+                        {"name": "ray-head", "env": [{"name": "PATH", "value": "/nonexistent"}]}
+                    ]
+                }
+            },
+        )
+    ),
+)
+
+
+@no_ray.task
+def ray_not_found() -> None:
+    """Never runs: its head cannot start Ray."""

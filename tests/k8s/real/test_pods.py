@@ -29,7 +29,7 @@ import pytest
 import flyray
 from flyray.sandbox.operator import PODS_NAMESPACE
 from flyray.store.record import RunStatus
-from tests.k8s.real.objects import Namespace
+from tests.k8s.real.objects import Namespace, wait_until
 from tests.k8s.real.runs import (
     FLYRAY,
     ROOT,
@@ -230,3 +230,125 @@ def test_ctrl_c_leaves_nothing_behind(pods_env, process_kubelet, objects, flyray
     assert proc.returncode == 130, seen + rest
     assert only_record(pods_env).status is RunStatus.STOPPED
     _nothing_left(objects, process_kubelet, pids)
+
+
+# -- failures: a container that cannot run, an operator that goes away ----------------------
+
+
+def test_a_container_restarts_with_back_off_and_says_why(kube_api, process_kubelet, objects):
+    """As a kubelet does under ``restartPolicy: Always`` (the default): restarted at once, then
+    ``CrashLoopBackOff``; ``restartCount``, ``lastState`` and both instances' logs tell."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    name = f"crasher-{secrets.token_hex(3)}"
+    command = ["/bin/sh", "-c", 'echo "boom at $(date +%s%N)"; exit 3']
+    core.create_namespaced_pod(
+        PODS_NAMESPACE,
+        {
+            "metadata": {"name": name},
+            "spec": {"containers": [{"name": "main", "image": "none", "command": command}]},
+        },
+    )
+
+    def backing_off() -> Any:
+        statuses = core.read_namespaced_pod(name, PODS_NAMESPACE).status.container_statuses
+        for status in statuses or []:
+            waiting = status.state.waiting
+            if waiting is not None and waiting.reason == "CrashLoopBackOff":
+                return status
+        return None
+
+    status = wait_until(backing_off, 30, "CrashLoopBackOff")
+    assert status.restart_count == 1  # restarted at once; now 10 s of back-off
+    assert "back-off 10s restarting failed container=main" in status.state.waiting.message
+    assert status.last_state.terminated.exit_code == 3
+    assert status.last_state.terminated.reason == "Error"
+    pod = core.read_namespaced_pod(name, PODS_NAMESPACE)
+    assert pod.spec.restart_policy == "Always" and pod.status.phase == "Running"
+    current = core.read_namespaced_pod_log(name, PODS_NAMESPACE, container="main")
+    previous = core.read_namespaced_pod_log(name, PODS_NAMESPACE, container="main", previous=True)
+    assert current.startswith("boom at ") and previous.startswith("boom at ")
+    assert current != previous  # two instances, two logs
+    (container,) = process_kubelet.find(PODS_NAMESPACE, name).containers
+    assert len(container.exits) >= 2
+    core.delete_namespaced_pod(name, PODS_NAMESPACE)
+    wait_until(lambda: not objects.pods(), GONE_TIMEOUT_S, "the pod's deletion")
+
+
+def test_a_head_that_cannot_start_ray_fails_the_run_within_seconds(
+    pods_env, process_kubelet, objects
+):
+    """The head's PATH has no ``ray``: its container exits at once with 127, and crash-loops
+    (KubeRay keeps the API server's ``restartPolicy: Always`` for its pods); flyray fails the
+    run with the pod, the container, the exit code and its log, and deletes the RayJob."""
+    recorder = Recorder()
+    with pytest.raises(flyray.TaskError) as info:
+        run("ray_not_found", recorder=recorder, namespace=PODS_NAMESPACE)
+    failed = time.monotonic()
+    message = str(info.value)
+    assert "exited with code 127 (Error)" in message, message
+    assert "keeps failing (CrashLoopBackOff)" in message, message
+    assert "ray: command not found" in message, message
+    assert re.search(r"container ray-head of pod kuberay-pods/\S+-head-\S+ exited", message)
+    record = only_record(pods_env)
+    assert record.status is RunStatus.FAILED and record.message == message
+    assert "ray: command not found" in pods_env.read_log(record.run_id)
+    (head,) = [p for p in process_kubelet.history if record.run_id in p.name and "-head-" in p.name]
+    assert head.pod["spec"]["restartPolicy"] == "Always"
+    (ray_head,) = head.containers
+    first_exit = ray_head.exits[0]
+    print(f"\n{message}")
+    print(
+        f"head container: {len(ray_head.exits)} exits; the run failed (error raised, RayJob "
+        f"deleted) {failed - first_exit:.1f} s after its first exit, "
+        f"{failed - ray_head.exits[-1]:.1f} s after its last"
+    )
+    _nothing_left(objects, process_kubelet, _pod_pids(process_kubelet))
+
+
+@pytest.fixture
+def restartable_operator(kuberay_operator: Any) -> Iterator[Any]:
+    """The session's operator, for a test that restarts it; running again afterwards."""
+    yield kuberay_operator
+    if not kuberay_operator.alive():
+        kuberay_operator.start()
+
+
+def test_a_run_outlives_an_operator_restart(
+    pods_env, process_kubelet, objects, kube_api, restartable_operator, flyray_cli
+):
+    """The operator stops while the Ray job runs and starts again after the job finished: the
+    new one finds the RayJob, reads the job's end, and the run completes; nothing is left.
+
+    The operator is restarted from this thread: a component dies with the thread that started
+    it (``PR_SET_PDEATHSIG``), so flyray runs in a process of its own.
+    """
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    before = restartable_operator.process.popen.pid
+    proc = flyray_cli(
+        *("run", "--mode", "kuberay", "--namespace", PODS_NAMESPACE),
+        *(TASKS, "sum_of_squares", "--n", "10"),
+    )
+    seen = read_stderr_until(proc, r"Running: cluster ready", RUN_TIMEOUT_S)
+    restartable_operator.stop()
+    (rayjob,) = objects.ray("rayjobs")
+    name = rayjob["metadata"]["name"]
+
+    def submitter_done() -> bool:
+        pods = core.list_namespaced_pod(PODS_NAMESPACE, label_selector=f"job-name={name}")
+        return any(pod.status.phase == "Succeeded" for pod in pods.items)
+
+    wait_until(submitter_done, RUN_TIMEOUT_S, "the Ray job's end")
+    (rayjob,) = objects.ray("rayjobs")
+    assert rayjob["status"]["jobDeploymentStatus"] == "Running"  # no operator read the end
+    restartable_operator.start()
+    assert restartable_operator.process.popen.pid != before
+    out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 0, seen + err
+    assert out.strip().splitlines()[-1] == "285", out + err
+    assert "Complete: job finished" in err, seen + err
+    assert only_record(pods_env).status is RunStatus.SUCCEEDED
+    _nothing_left(objects, process_kubelet, _pod_pids(process_kubelet))

@@ -2,7 +2,9 @@
 
 Once the object has ended, or on Ctrl-C or any error, it is deleted (foreground: the operator
 stops the Ray job and deletes its cluster); a RayJob that keeps its cluster for a TTL after
-the job is left to KubeRay. ``detach`` leaves it running.
+the job is left to KubeRay. ``detach`` leaves it running. While it goes on, the pods of its
+RayCluster are watched (``pods``): a container that cannot run fails the run at once, with
+the end of its log, which is kept with the run's log.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from flyray.errors import SubmissionError
+from flyray.errors import FlyrayError, SubmissionError
 from flyray.executors.jobs.run import JobRun, RunKeeper, no_interrupts
 from flyray.executors.kuberay.models import model_of, track_attempts
+from flyray.executors.kuberay.pods import ClusterPods, PodFailure, pod_error
 from flyray.executors.kuberay.session import RAYJOBS, KubeSession
 from flyray.executors.kuberay.watch import ClusterReadiness, ObjectWatch, wait_deleted
 from flyray.store.record import RunStatus, utc_now
@@ -50,6 +53,10 @@ class Follower:
         self.ref = session.ref(self.model.kind, self.name)
         self.logs = SubmitterLogs(session, self.name, executor.on_log, on_waiting=report)
         self.readiness = ClusterReadiness(session, report)
+        self.pods = ClusterPods(session, self._pod_failed)
+        self.pod_failure: FlyrayError | None = None  # a container of the cluster cannot run
+        self.pod_log = ""  # a section of the run's log: the end of that container's log
+        self._watch: ObjectWatch | None = None
         self.started = time.monotonic()
 
     def run(self) -> RunStatus:
@@ -84,7 +91,9 @@ class Follower:
     def _follow(self) -> Any:
         """Follow the object until it has ended; its last state (a snapshot)."""
         previous = None
-        watch = ObjectWatch(self.session, self.name, kind=self.model.kind)
+        watch = self._watch = ObjectWatch(self.session, self.name, kind=self.model.kind)
+        if self.pod_failure is not None:  # found before this watch could be stopped
+            watch.stop()
         with contextlib.closing(iter(watch)) as events:
             for event, obj in events:
                 if event == "DELETED":
@@ -107,7 +116,29 @@ class Follower:
                 previous = current
                 if current.is_terminal():
                     return current
+                if current.cluster:
+                    self.pods.follow(current.cluster)
+        if self.pod_failure is not None:  # the watch was stopped for it
+            raise self.pod_failure
         raise AssertionError("unreachable: the watch only ends with DELETED")  # pragma: no cover
+
+    def _pod_failed(self, failure: PodFailure, log: str | None) -> None:
+        """A container of the cluster cannot run (from the pods' thread): end the following."""
+        run_id = self.run_.record.run_id
+        if log:
+            self.pod_log = (
+                f"--- pod {failure.pod}, container {failure.container}: the end of its log ---\n"
+                f"{log.rstrip(chr(10))}\n"
+            )
+        self.pod_failure = pod_error(
+            failure,
+            log,
+            run_id=run_id,
+            task_name=self.run_.task.name,
+            logs=self.executor.store.uri("runs", run_id, "logs", "job.log"),
+        )
+        if self._watch is not None:
+            self._watch.stop()
 
     def _track(self, snapshot: Any) -> None:
         """Keep the record's attempts and cluster in step with the RayJob."""
@@ -159,14 +190,16 @@ class Follower:
         )
 
     def _store_log(self, *, interrupted: bool) -> None:
-        """Read the pods' logs to their end (not after Ctrl-C) and store them with the run."""
+        """Read the pods' logs to their end (not after Ctrl-C) and store them with the run,
+        and the end of a failed container's log."""
         self.readiness.stop()
-        if interrupted:
+        self.pods.stop()
+        if interrupted or self.pod_failure is not None:
             self.logs.stop()
         else:
             self.logs.finish(grace=LOG_GRACE_S)
         with contextlib.suppress(Exception):
-            text = self.logs.collect()
+            text = self.logs.collect() + self.pod_log
             if text:
                 self.executor.store.write_log(self.run_.record.run_id, text)
 

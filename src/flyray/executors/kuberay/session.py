@@ -8,6 +8,7 @@ the context's, else the pod's, else ``default``. Every call is retried on transi
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 from flyray.errors import ConfigError, SubmissionError
 from flyray.executors.kuberay.errors import is_transient, retry_delay, status_of, translate
-from flyray.manifest.labels import RUN_ID_LABEL
+from flyray.manifest.labels import CLUSTER_LABEL, RUN_ID_LABEL
 
 __all__ = [
     "JOBS",
@@ -209,6 +210,17 @@ class KubeSession:
             key=lambda pod: (str(pod.metadata.creation_timestamp or ""), pod.metadata.name),
         )
 
+    def cluster_pods(self, cluster: str) -> list[dict[str, Any]]:
+        """Pods of the RayCluster ``cluster`` (label ``ray.io/cluster``), as the API sends them."""
+        answer = self.call(
+            f"list the pods of RayCluster {self.namespace}/{cluster}",
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=f"{CLUSTER_LABEL}={cluster}",
+            _preload_content=False,
+        )
+        return json.loads(answer.data).get("items") or []
+
     def pod_phase(self, pod: str) -> str | None:
         """The pod's phase (``Running``, ``Succeeded``...), or None when there is no such pod."""
         try:
@@ -231,6 +243,21 @@ class KubeSession:
             self.core.read_namespaced_pod_log,
             pod,
             self.namespace,
+        )
+
+    def container_log(
+        self, pod: str, container: str, *, tail_lines: int, previous: bool = False
+    ) -> str:
+        """The last ``tail_lines`` lines of one container's log (``previous``: of the instance
+        before its last restart)."""
+        return self.call(
+            f"read the log of container {container} of pod {self.namespace}/{pod}",
+            self.core.read_namespaced_pod_log,
+            pod,
+            self.namespace,
+            container=container,
+            tail_lines=tail_lines,
+            previous=previous,
         )
 
     def follow_pod_log(self, pod: str, *, read_timeout: float) -> Any:

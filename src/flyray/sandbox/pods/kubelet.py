@@ -10,9 +10,10 @@ there is no ClusterIP routing), and when a pod is deleted, stops it and finishes
 (grace period 0). The Endpoints controller makes Endpoints from the same pod addresses, through
 which the API server's service proxy reaches a pod (the operator's way to a dashboard).
 
-Its log server answers the API server's ``/containerLogs/<ns>/<pod>/<container>`` (``pods/log``,
-``follow`` and ``tailLines`` included) over TLS, and accepts only a client certificate of the
-session's CA (the API server's). It polls (a list every ``POLL_S``), so it needs no watch.
+Its log server answers the API server's ``/containerLogs/<ns>/<pod>/<container>``
+(``pods/log``; ``follow``, ``tailLines`` and ``previous`` included) over TLS, and accepts only a
+client certificate of the session's CA (the API server's). It polls (a list every ``POLL_S``),
+so it needs no watch.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 from flyray.sandbox.certs import Credentials
 from flyray.sandbox.pods.net import PodNetwork
-from flyray.sandbox.pods.runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
+from flyray.sandbox.pods.runner import CLUSTER_DOMAIN, HOST_IP, RunningPod, tmp_binds
 
 __all__ = ["NODE", "ProcessKubelet", "bind", "remove_orphan_dirs"]
 
@@ -60,6 +61,7 @@ class ProcessKubelet:
         self.pods: dict[str, RunningPod] = {}  # by uid, until their deletion is finished
         self.history: list[RunningPod] = []  # every pod it ran, for the tests to inspect
         self.service_hosts: dict[str, list[str]] = {}  # the Services' names, by address
+        self.binds = tmp_binds()  # this virtualenv's folders under /tmp: every pod sees them
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="process-kubelet", daemon=True)
@@ -199,6 +201,7 @@ class ProcessKubelet:
             node_capacity=self.capacity,
             errors=self.errors,
             service_hosts=lambda: self.service_hosts,
+            binds=self.binds,
         )
         with self._lock:
             self.pods[metadata["uid"]] = running
@@ -315,10 +318,12 @@ def _log_server(kubelet: ProcessKubelet, credentials: Credentials) -> ThreadingH
             if container is None:
                 self.send_error(404, f"container {parts[3]!r} of pod {parts[2]!r} not found")
                 return
-            if query.get("previous") == "true":
+            previous = query.get("previous") == "true"
+            popen = container.popen  # this instance: a restart makes another
+            if previous and not container.previous_log.exists():
                 self.send_error(400, f"previous terminated container {parts[3]!r} not found")
                 return
-            if container.popen is None:
+            if not previous and popen is None:
                 self.send_error(400, f"container {parts[3]!r} is waiting to start")
                 return
             self.send_response(200)
@@ -326,7 +331,11 @@ def _log_server(kubelet: ProcessKubelet, credentials: Credentials) -> ThreadingH
             self.send_header("Connection", "close")
             self.end_headers()
             tail = int(query["tailLines"]) if "tailLines" in query else None
-            _stream(self.wfile, container, follow=query.get("follow") == "true", tail=tail)
+            if previous:
+                _stream(self.wfile, container.previous_log, None, follow=False, tail=tail)
+            else:
+                follow = query.get("follow") == "true"
+                _stream(self.wfile, container.log, popen, follow=follow, tail=tail)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the API server asks often; nothing worth keeping
@@ -339,14 +348,15 @@ def _log_server(kubelet: ProcessKubelet, credentials: Credentials) -> ThreadingH
     return server
 
 
-def _stream(out: Any, container: Any, *, follow: bool, tail: int | None) -> None:
-    """Write the container's log; with ``follow``, keep writing until the container ended."""
-    with container.log.open("rb") as log:
+def _stream(out: Any, path: Path, popen: Any, *, follow: bool, tail: int | None) -> None:
+    """Write a container instance's log; with ``follow``, until that instance (``popen``)
+    has exited."""
+    with path.open("rb") as log:
         if tail is not None:
             lines = log.read().splitlines(keepends=True)
             out.write(b"".join(lines[-tail:] if tail else []))
         while True:
-            ended = container.exit_code() is not None  # before the read: it then gets it all
+            ended = popen is None or popen.poll() is not None  # before the read: gets it all
             chunk = log.read(65536)
             if chunk:
                 try:

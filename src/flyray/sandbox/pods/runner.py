@@ -5,16 +5,25 @@ a home, a private ``/tmp`` and a log file a container. Each container is
 ``ip netns exec <netns> unshare --uts sh -c '<set the hostname, mount the private /tmp>' ...``
 running the container's own command and args with the environment ``podspec.py`` resolves,
 in a process group of its own; ``ray`` and ``python`` are those of this virtualenv (first on
-``PATH``), the image is not used. Init containers run first, one after the other. Readiness
+``PATH``), the image is not used. A virtualenv (or its base interpreter, or a source folder
+on ``sys.path``) under ``/tmp`` is bound into the private ``/tmp`` at the same path, so the
+pod finds it wherever it lives. Init containers run first, one after the other. Readiness
 probes (``httpGet``, ``tcpSocket`` from the host to the pod's address, ``exec`` inside the pod)
 run with the pod's own delays, periods and thresholds; a container without one is ready once
 started. The pod's status is written through the API (``pods/status``) whenever it changes.
 Stopping a pod sends SIGTERM to each container's process group, waits at most the grace
 period, then SIGKILLs every process left in the pod's network namespace and removes it.
 
-Not done: restarts (a container that exits stays terminated; under ``restartPolicy: Never``,
-the one KubeRay sets for RayJob pods, the pod then ends ``Succeeded`` or ``Failed``), liveness
-and startup probes, volumes (they are the host's paths), resource limits, image pulls.
+A container that exits is restarted as a kubelet does under ``restartPolicy: Always`` (the
+API server's default, which KubeRay keeps for RayCluster pods in K8sJobMode) or, after a
+failure, ``OnFailure``: the first time at once, then after a back-off of 10 s, doubled each
+time up to 5 min (reset once it ran 10 min), waiting meanwhile with reason
+``CrashLoopBackOff``; its ``restartCount`` and ``lastState`` say what happened. Under
+``Never`` (KubeRay's submitter pods) it stays terminated and the pod ends ``Succeeded`` or
+``Failed``.
+
+Not done: liveness and startup probes, volumes (they are the host's paths), resource limits
+(so never ``OOMKilled``), image pulls.
 """
 
 from __future__ import annotations
@@ -48,11 +57,41 @@ TICK_S = 0.25
 MAX_GRACE_S = 10.0
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # run as root outside the pod: found on the system's PATH, never on one a pod sets
-IP, UNSHARE, SH = (shutil.which(tool, path=SYSTEM_PATH) or tool for tool in ("ip", "unshare", "sh"))
+IP, UNSHARE, SH, MOUNT = (
+    shutil.which(tool, path=SYSTEM_PATH) or tool for tool in ("ip", "unshare", "sh", "mount")
+)
 # probes go straight to the pod, whatever http_proxy says
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-# the hostname, then the private /tmp; then the container's command, never through a shell line
-LAUNCH = 'echo "$1" >/proc/sys/kernel/hostname && mount --bind "$2" /tmp && shift 2 && exec "$@"'
+# $1 hostname, $2 mount, $3 the private /tmp, then pairs "host path" "its place in the private
+# /tmp" up to "--", then the container's command: arguments only, never pasted into this line,
+# and nothing looked up on the PATH the pod sets (it may be anything)
+LAUNCH = (
+    'echo "$1" >/proc/sys/kernel/hostname && m=$2 t=$3 && shift 3 && '
+    'while [ "$1" != -- ]; do "$m" --bind "$1" "$2" || exit 125; shift 2; done && shift && '
+    '"$m" --rbind "$t" /tmp && exec "$@"'
+)
+BACKOFF_S, MAX_BACKOFF_S = 10.0, 300.0  # a kubelet's restart back-off
+BACKOFF_RESET_S = 2 * MAX_BACKOFF_S  # a container that ran this long starts afresh
+PRIVATE_ROOT = Path("/tmp")  # what every pod gets a private copy of
+
+
+def tmp_binds(paths: list[str] | None = None, *, root: Path = PRIVATE_ROOT) -> list[Path]:
+    """The folders this interpreter needs that a private ``/tmp`` would hide: the virtualenv
+    (``sys.prefix``), its base interpreter, and folders on ``sys.path`` (an editable install's
+    source), each once (a folder inside another is not listed)."""
+    if paths is None:
+        paths = [sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)]
+        paths += sys.path
+    found: list[Path] = []
+    for path in sorted({Path(p).resolve() for p in paths if p}, key=lambda p: len(p.parts)):
+        if (
+            path.is_relative_to(root)
+            and path != root
+            and path.is_dir()
+            and not any(path.is_relative_to(outer) for outer in found)
+        ):
+            found.append(path)
+    return found
 
 
 def now() -> str:
@@ -85,10 +124,20 @@ class Container:
     ready: bool = False
     probe: Probe | None = None
     waiting: tuple[str, str] = ("ContainerCreating", "")
+    restarts: int = 0
+    last_state: dict[str, Any] | None = None  # the previous instance's ``terminated``
+    backoff: float = 0.0  # the next back-off; 0: the next restart is at once
+    restart_at: float | None = None  # monotonic time of a restart after a back-off
+    started_mono: float = 0.0
+    exits: list[float] = field(default_factory=list)  # when each instance was seen exited
 
     @property
     def name(self) -> str:
         return str(self.spec["name"])
+
+    @property
+    def previous_log(self) -> Path:
+        return self.log.with_suffix(".previous.log")
 
     def exit_code(self) -> int | None:
         if self.popen is None:
@@ -96,32 +145,73 @@ class Container:
         code = self.popen.poll()
         if code is not None and not self.finished_at:
             self.finished_at, self.ready = now(), False
+            self.exits.append(time.monotonic())
         return code
+
+    def terminated(self) -> dict[str, Any]:
+        """The ``terminated`` state of the instance that exited."""
+        code = self.exit_code()
+        assert code is not None
+        return {
+            "exitCode": code if code >= 0 else 128 - code,
+            "reason": "Completed" if code == 0 else "Error",
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "containerID": f"process://{self.pid}",
+        }
+
+    def back_off(self, pod: str) -> bool:
+        """The instance exited and must be restarted: True to restart now; else wait with
+        ``CrashLoopBackOff`` for the back-off (doubled each time, as a kubelet does)."""
+        if self.restart_at is not None:
+            return time.monotonic() >= self.restart_at
+        if time.monotonic() - self.started_mono >= BACKOFF_RESET_S:
+            self.backoff = 0.0
+        if not self.backoff:
+            self.backoff = BACKOFF_S
+            return True
+        self.restart_at = time.monotonic() + self.backoff
+        self.waiting = (
+            "CrashLoopBackOff",
+            f"back-off {self.backoff:.0f}s restarting failed container={self.name} pod={pod}",
+        )
+        self.backoff = min(2 * self.backoff, MAX_BACKOFF_S)
+        return False
+
+    def retire(self) -> None:
+        """Before a restart: the exited instance becomes ``lastState``, its log the previous."""
+        self.last_state = {"terminated": self.terminated()}
+        self.restarts += 1
+        self.log.replace(self.previous_log)
+        self.popen, self.started_at, self.finished_at = None, "", ""
+        self.restart_at, self.ready, self.probe = None, False, None
 
     def status(self) -> dict[str, Any]:
         base = {
             "name": self.name,
             "image": self.spec.get("image", ""),
             "imageID": "",
-            "restartCount": 0,
+            "restartCount": self.restarts,
             "ready": self.ready,
             "started": self.popen is not None and self.exit_code() is None,
         }
         code = self.exit_code()
+        last = self.last_state
         if self.popen is None:
             reason, message = self.waiting
             state: dict[str, Any] = {"waiting": {"reason": reason, "message": message}}
         elif code is None:
             state = {"running": {"startedAt": self.started_at}}
+        elif self.restart_at is not None:  # backing off: the exited instance is the last one
+            reason, message = self.waiting
+            state, last = (
+                {"waiting": {"reason": reason, "message": message}},
+                {"terminated": self.terminated()},
+            )
         else:
-            terminated = {
-                "exitCode": code if code >= 0 else 128 - code,
-                "reason": "Completed" if code == 0 else "Error",
-                "startedAt": self.started_at,
-                "finishedAt": self.finished_at,
-            }
-            state = {"terminated": terminated}
-        return {**base, "containerID": f"process://{self.pid}", "state": state}
+            state = {"terminated": self.terminated()}
+        found = {**base, "containerID": f"process://{self.pid}", "state": state}
+        return {**found, "lastState": last} if last else found
 
     @property
     def pid(self) -> int:
@@ -139,6 +229,7 @@ class RunningPod:
     node_capacity: dict[str, str]
     errors: list[str]
     service_hosts: Callable[[], dict[str, list[str]]]  # the Services' names, by address
+    binds: list[Path] = field(default_factory=list)  # host folders under /tmp the pod sees
     net: PodNet | None = None
     seen_pids: set[int] = field(default_factory=set)  # every process seen in the pod
     init: list[Container] = field(default_factory=list)
@@ -161,6 +252,24 @@ class RunningPod:
     @property
     def hostname(self) -> str:
         return str(self.pod["spec"].get("hostname") or self.name)
+
+    @property
+    def restart_policy(self) -> str:
+        return str(self.pod["spec"].get("restartPolicy") or "Always")
+
+    def _restarts(self, container: Container) -> bool:
+        """Whether the exited ``container`` is to run again under the pod's restart policy."""
+        policy = self.restart_policy
+        return policy == "Always" or (policy == "OnFailure" and container.exit_code() != 0)
+
+    def _restart_if_due(self, container: Container) -> None:
+        """An exited container that is to run again: restart it now, or back off."""
+        if self._stop.is_set() or not self._restarts(container):
+            return
+        pod = f"{self.name}_{self.namespace}({self.pod['metadata'].get('uid', '')})"
+        if container.back_off(pod):
+            container.retire()
+            self._launch(container)
 
     def start(self) -> None:
         logs = self.folder / "logs"
@@ -217,19 +326,24 @@ class RunningPod:
             self.finished.set()
 
     def _run_init(self) -> bool:
-        """Run the init containers in order; False if one failed (the pod has then failed)."""
+        """Run the init containers in order, a failed one again (with back-off) unless the
+        policy is ``Never``; False if one failed for good (the pod has then failed) or the pod
+        is stopped."""
         for container in self.init:
             self._launch(container)
             self._report()
-            while container.exit_code() is None:
+            while container.exit_code() != 0:
                 self._note_pids()
+                if container.exit_code() is not None:
+                    if self.restart_policy == "Never":
+                        self._failure = ("Failed", f"init container {container.name} failed")
+                        self._report()
+                        self._stop.wait()
+                        return False
+                    self._restart_if_due(container)
+                    self._report()
                 if self._stop.wait(TICK_S):
                     return False
-            if container.exit_code() != 0:
-                self._failure = ("Failed", f"init container {container.name} failed")
-                self._report()
-                self._stop.wait()
-                return False
         return True
 
     def _launch(self, container: Container) -> None:
@@ -237,6 +351,11 @@ class RunningPod:
         home, private_tmp = self.folder / "home", self.folder / "tmp"
         home.mkdir(exist_ok=True)
         private_tmp.mkdir(exist_ok=True)
+        binds: list[str] = []
+        for path in self.binds:  # each to the same path in the pod's /tmp
+            place = private_tmp / path.relative_to(PRIVATE_ROOT)
+            place.mkdir(parents=True, exist_ok=True)
+            binds += [str(path), str(place)]
         base = {
             "PATH": f"{Path(sys.executable).parent}:{SYSTEM_PATH}",
             "HOME": str(home),
@@ -253,7 +372,10 @@ class RunningPod:
             container.popen = subprocess.Popen(
                 [
                     *(IP, "netns", "exec", self.net.netns, UNSHARE, "--uts"),
-                    *(SH, "-c", LAUNCH, "sh", self.hostname, str(private_tmp), *argv),
+                    *(SH, "-c", LAUNCH, "sh", self.hostname, MOUNT, str(private_tmp)),
+                    *binds,
+                    "--",
+                    *argv,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -262,7 +384,7 @@ class RunningPod:
                 env=env,
                 cwd=workdir if workdir and Path(workdir).is_dir() else home,
             )
-        container.started_at = now()
+        container.started_at, container.started_mono = now(), time.monotonic()
         probe = container.spec.get("readinessProbe")
         if probe:
             container.probe = Probe(probe, time.monotonic() + probe.get("initialDelaySeconds", 0))
@@ -270,16 +392,27 @@ class RunningPod:
             container.ready = True
 
     def _supervise(self) -> None:
-        """Probe and watch the containers until the pod is stopped or (``Never``) all exited."""
-        never = self.pod["spec"].get("restartPolicy", "Always") == "Never"
+        """Probe, watch and restart the containers until the pod is stopped or has ended."""
         while not self._stop.wait(TICK_S):
             self._note_pids()
             for container in self.containers:
-                if container.exit_code() is None and container.probe is not None:
-                    self._check(container)
+                if container.exit_code() is None:
+                    if container.probe is not None:
+                        self._check(container)
+                else:
+                    self._restart_if_due(container)
             self._report()
-            if never and all(c.exit_code() is not None for c in self.containers):
+            if self._ended():
                 self._stop.wait()  # the pod has ended; it waits for its deletion
+
+    def _ended(self) -> bool:
+        """Every container exited and none will run again (``Succeeded`` or ``Failed``)."""
+        codes = [c.exit_code() for c in self.containers]
+        if not self.containers or None in codes:
+            return False
+        return self.restart_policy == "Never" or (
+            self.restart_policy == "OnFailure" and not any(codes)
+        )
 
     def _note_pids(self) -> None:
         if self.net is not None:
@@ -346,19 +479,25 @@ class RunningPod:
                 container.popen.wait(5)
         if self.net is not None:
             self.network.remove_pod(self.net)  # SIGKILLs whatever left its group
-        shutil.rmtree(self.folder / "tmp", ignore_errors=True)
+        private_tmp = self.folder / "tmp"
+        if any(line.split()[4].startswith(f"{private_tmp}/") for line in _mounts()):
+            # a bound folder seen here: removing the private /tmp would remove the original
+            self.errors.append(f"pod {self.name}: a folder is still bound into {private_tmp}")
+            return
+        shutil.rmtree(private_tmp, ignore_errors=True)
 
     # -- status ------------------------------------------------------------------------------
 
     def _status(self) -> dict[str, Any]:
         init_done = all(c.exit_code() == 0 for c in self.init)
-        started = bool(self.containers) and all(c.popen is not None for c in self.containers)
-        codes = [c.exit_code() for c in self.containers]
+        started = bool(self.containers) and all(
+            c.popen is not None or c.restarts for c in self.containers
+        )
         phase = "Pending"
         if self._failure is not None:
             phase = "Failed"
-        elif started and None not in codes and self.pod["spec"].get("restartPolicy") == "Never":
-            phase = "Succeeded" if not any(codes) else "Failed"
+        elif started and self._ended():
+            phase = "Succeeded" if not any(c.exit_code() for c in self.containers) else "Failed"
         elif started:
             phase = "Running"
         ready = "True" if self.ready() and phase == "Running" else "False"
@@ -419,6 +558,11 @@ class RunningPod:
                 return None
             raise
         return json.loads(answer.data).get("data") or {}
+
+
+def _mounts() -> list[str]:
+    """This process's mount table (``/proc/self/mountinfo``: field 5 is the mount point)."""
+    return Path("/proc/self/mountinfo").read_text().splitlines()
 
 
 def pod_fqdn(pod: dict[str, Any]) -> list[str]:
