@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flyray.sandbox.pods.runner import LAUNCH, MOUNT, SH, UNSHARE, tmp_binds
+from flyray.sandbox.pods.launch import LAUNCH, MOUNT, SH, UNSHARE, tmp_binds
 
 
 def test_the_folders_under_tmp_the_interpreter_needs_are_bound_once(tmp_path):

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from flyray.sandbox.certs import Credentials
+from flyray.sandbox.pods.launch import tmp_binds
 from flyray.sandbox.pods.net import PodNetwork
-from flyray.sandbox.pods.runner import CLUSTER_DOMAIN, HOST_IP, RunningPod, tmp_binds
+from flyray.sandbox.pods.runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
 
 __all__ = ["NODE", "ProcessKubelet", "bind", "remove_orphan_dirs"]
 

@@ -1,9 +1,9 @@
 """One pod of the process kubelet, its containers run as local processes.
 
-The pod gets a network namespace (``podnet.py``) and a folder on the host (outside ``/tmp``):
+The pod gets a network namespace (``net.py``) and a folder on the host (outside ``/tmp``):
 a home, a private ``/tmp`` and a log file a container. Each container is
 ``ip netns exec <netns> unshare --uts sh -c '<set the hostname, mount the private /tmp>' ...``
-running the container's own command and args with the environment ``podspec.py`` resolves,
+running the container's own command and args with the environment ``spec.py`` resolves,
 in a process group of its own; ``ray`` and ``python`` are those of this virtualenv (first on
 ``PATH``), the image is not used. A virtualenv (or its base interpreter, or a source folder
 on ``sys.path``) under ``/tmp`` is bound into the private ``/tmp`` at the same path, so the
@@ -42,10 +42,11 @@ import traceback
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from flyray.sandbox.pods.container import Container, Probe, now
+from flyray.sandbox.pods.launch import IP, LAUNCH, MOUNT, PRIVATE_ROOT, SH, SYSTEM_PATH, UNSHARE
 from flyray.sandbox.pods.net import PodNet, PodNetwork, write_hosts
 from flyray.sandbox.pods.spec import PodSpecError, container_argv, container_env
 
@@ -55,167 +56,8 @@ CLUSTER_DOMAIN = "cluster.local"
 HOST_IP = "127.0.0.1"  # the node's address: the kubelet's log server listens there
 TICK_S = 0.25
 MAX_GRACE_S = 10.0
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# run as root outside the pod: found on the system's PATH, never on one a pod sets
-IP, UNSHARE, SH, MOUNT = (
-    shutil.which(tool, path=SYSTEM_PATH) or tool for tool in ("ip", "unshare", "sh", "mount")
-)
 # probes go straight to the pod, whatever http_proxy says
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-# $1 hostname, $2 mount, $3 the private /tmp, then pairs "host path" "its place in the private
-# /tmp" up to "--", then the container's command: arguments only, never pasted into this line,
-# and nothing looked up on the PATH the pod sets (it may be anything)
-LAUNCH = (
-    'echo "$1" >/proc/sys/kernel/hostname && m=$2 t=$3 && shift 3 && '
-    'while [ "$1" != -- ]; do "$m" --bind "$1" "$2" || exit 125; shift 2; done && shift && '
-    '"$m" --rbind "$t" /tmp && exec "$@"'
-)
-BACKOFF_S, MAX_BACKOFF_S = 10.0, 300.0  # a kubelet's restart back-off
-BACKOFF_RESET_S = 2 * MAX_BACKOFF_S  # a container that ran this long starts afresh
-PRIVATE_ROOT = Path("/tmp")  # what every pod gets a private copy of
-
-
-def tmp_binds(paths: list[str] | None = None, *, root: Path = PRIVATE_ROOT) -> list[Path]:
-    """The folders this interpreter needs that a private ``/tmp`` would hide: the virtualenv
-    (``sys.prefix``), its base interpreter, and folders on ``sys.path`` (an editable install's
-    source), each once (a folder inside another is not listed)."""
-    if paths is None:
-        paths = [sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)]
-        paths += sys.path
-    found: list[Path] = []
-    for path in sorted({Path(p).resolve() for p in paths if p}, key=lambda p: len(p.parts)):
-        if (
-            path.is_relative_to(root)
-            and path != root
-            and path.is_dir()
-            and not any(path.is_relative_to(outer) for outer in found)
-        ):
-            found.append(path)
-    return found
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Probe:
-    """A container's readiness probe and what it has found so far."""
-
-    spec: dict[str, Any]
-    due: float  # monotonic time of the next check
-    successes: int = 0
-    failures: int = 0
-
-    @property
-    def period(self) -> float:
-        return float(self.spec.get("periodSeconds", 10))
-
-
-@dataclass
-class Container:
-    """One container's process and state, as ``containerStatuses`` reports it."""
-
-    spec: dict[str, Any]
-    log: Path
-    popen: subprocess.Popen[bytes] | None = None
-    started_at: str = ""
-    finished_at: str = ""
-    ready: bool = False
-    probe: Probe | None = None
-    waiting: tuple[str, str] = ("ContainerCreating", "")
-    restarts: int = 0
-    last_state: dict[str, Any] | None = None  # the previous instance's ``terminated``
-    backoff: float = 0.0  # the next back-off; 0: the next restart is at once
-    restart_at: float | None = None  # monotonic time of a restart after a back-off
-    started_mono: float = 0.0
-    exits: list[float] = field(default_factory=list)  # when each instance was seen exited
-
-    @property
-    def name(self) -> str:
-        return str(self.spec["name"])
-
-    @property
-    def previous_log(self) -> Path:
-        return self.log.with_suffix(".previous.log")
-
-    def exit_code(self) -> int | None:
-        if self.popen is None:
-            return None
-        code = self.popen.poll()
-        if code is not None and not self.finished_at:
-            self.finished_at, self.ready = now(), False
-            self.exits.append(time.monotonic())
-        return code
-
-    def terminated(self) -> dict[str, Any]:
-        """The ``terminated`` state of the instance that exited."""
-        code = self.exit_code()
-        assert code is not None
-        return {
-            "exitCode": code if code >= 0 else 128 - code,
-            "reason": "Completed" if code == 0 else "Error",
-            "startedAt": self.started_at,
-            "finishedAt": self.finished_at,
-            "containerID": f"process://{self.pid}",
-        }
-
-    def back_off(self, pod: str) -> bool:
-        """The instance exited and must be restarted: True to restart now; else wait with
-        ``CrashLoopBackOff`` for the back-off (doubled each time, as a kubelet does)."""
-        if self.restart_at is not None:
-            return time.monotonic() >= self.restart_at
-        if time.monotonic() - self.started_mono >= BACKOFF_RESET_S:
-            self.backoff = 0.0
-        if not self.backoff:
-            self.backoff = BACKOFF_S
-            return True
-        self.restart_at = time.monotonic() + self.backoff
-        self.waiting = (
-            "CrashLoopBackOff",
-            f"back-off {self.backoff:.0f}s restarting failed container={self.name} pod={pod}",
-        )
-        self.backoff = min(2 * self.backoff, MAX_BACKOFF_S)
-        return False
-
-    def retire(self) -> None:
-        """Before a restart: the exited instance becomes ``lastState``, its log the previous."""
-        self.last_state = {"terminated": self.terminated()}
-        self.restarts += 1
-        self.log.replace(self.previous_log)
-        self.popen, self.started_at, self.finished_at = None, "", ""
-        self.restart_at, self.ready, self.probe = None, False, None
-
-    def status(self) -> dict[str, Any]:
-        base = {
-            "name": self.name,
-            "image": self.spec.get("image", ""),
-            "imageID": "",
-            "restartCount": self.restarts,
-            "ready": self.ready,
-            "started": self.popen is not None and self.exit_code() is None,
-        }
-        code = self.exit_code()
-        last = self.last_state
-        if self.popen is None:
-            reason, message = self.waiting
-            state: dict[str, Any] = {"waiting": {"reason": reason, "message": message}}
-        elif code is None:
-            state = {"running": {"startedAt": self.started_at}}
-        elif self.restart_at is not None:  # backing off: the exited instance is the last one
-            reason, message = self.waiting
-            state, last = (
-                {"waiting": {"reason": reason, "message": message}},
-                {"terminated": self.terminated()},
-            )
-        else:
-            state = {"terminated": self.terminated()}
-        found = {**base, "containerID": f"process://{self.pid}", "state": state}
-        return {**found, "lastState": last} if last else found
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid if self.popen is not None else 0
 
 
 @dataclass
