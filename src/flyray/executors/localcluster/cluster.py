@@ -35,16 +35,13 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from flyray.errors import ConfigError, NodeStartError
+from flyray.executors.localcluster.health import GcsNodes, jobs_api_ready, port_open
 from flyray.executors.localcluster.procs import (
     TOKEN_FILE,
     forget_at_exit,
@@ -68,8 +65,6 @@ log = logging.getLogger(__name__)
 
 START_ATTEMPTS = 3  # a node's first start and two retries, when it failed for a transient cause
 _POLL_S = 0.1
-# An HTTP opener that ignores http_proxy & co: every request here goes to 127.0.0.1.
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # Variables a node must not inherit: they point clients at some other cluster or token.
 _CLIENT_VARS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
@@ -123,7 +118,7 @@ class LocalRayCluster:
         self._state = "new"
         self._temp_dir: Path | None = None
         self._nodes: list[Node] = []
-        self._channel: Any = None
+        self._gcs = GcsNodes(self._token)
         self._guard: subprocess.Popen[bytes] | None = None
         self._deadline = 0.0
         self._reported_up = 0
@@ -272,7 +267,7 @@ class LocalRayCluster:
         (seen stuck for over 20 s). Then the Jobs API and the Ray Client server must answer.
         """
         head = self._nodes[0]
-        alive = self._alive_node_ports(quiet=True)
+        alive = self._gcs.alive_ports(self.gcs_address, quiet=True)
         if alive is None:
             return head, "its GCS did not answer"
         for node in self._nodes[1:]:
@@ -284,9 +279,9 @@ class LocalRayCluster:
         self._report_up(len(self._nodes) - len(missing))
         if missing:
             return missing[0], "not alive in the GCS or `ray start` not done"
-        if self.dashboard and not self._jobs_api_ready():
+        if self.dashboard and not jobs_api_ready(self.dashboard_url, self.auth_headers()):
             return head, "its dashboard (Jobs API) did not answer"
-        if self.client_server and not _port_open(head.ports["client"]):
+        if self.client_server and not port_open(head.ports["client"]):
             return head, "its Ray Client server did not listen"
         return None
 
@@ -327,7 +322,7 @@ class LocalRayCluster:
             self._on_retry(message)
         self._deadline = max(self._deadline, time.monotonic() + self.start_timeout)
         if node.spec.head:
-            self._close_channel()  # the GCS moves to a new port
+            self._gcs.close()  # the GCS moves to a new port
             self._reported_up = 0
             self._launch(node)
         # a worker starts again in _not_up, once the GCS answers
@@ -344,54 +339,15 @@ class LocalRayCluster:
         )
         return NodeStartError(message + (f"\n--- end of its log ---\n{tail}" if tail else ""))
 
-    def _jobs_api_ready(self) -> bool:
-        """True once the dashboard answers an authenticated Jobs API request."""
-        request = urllib.request.Request(
-            f"{self.dashboard_url}/api/jobs/", headers=self.auth_headers()
-        )
-        try:
-            with _DIRECT.open(request, timeout=2.0) as response:
-                return response.status == 200
-        except (OSError, urllib.error.URLError):
-            return False
-
     # -- the GCS's view --------------------------------------------------------------------
 
     def alive_nodes(self) -> int:
         """How many nodes the GCS counts as alive (one cheap gRPC call, ~1 ms)."""
         if self._state != "running":
             raise RuntimeError(f"alive_nodes() needs a running cluster; this one is {self._state}")
-        ports = self._alive_node_ports(quiet=False)
+        ports = self._gcs.alive_ports(self.gcs_address, quiet=False)
         assert ports is not None
         return len(ports)
-
-    def _alive_node_ports(self, *, quiet: bool) -> set[int] | None:
-        """The node-manager ports of the alive nodes; None (if quiet) when the GCS is not up."""
-        import grpc
-        from ray.core.generated import gcs_pb2, gcs_service_pb2
-
-        try:
-            reply = self._gcs_stub().GetAllNodeInfo(
-                gcs_service_pb2.GetAllNodeInfoRequest(),
-                metadata=(("authorization", f"Bearer {self._token()}"),),
-                timeout=2.0,
-            )
-        except grpc.RpcError:
-            if quiet:
-                return None
-            raise
-        alive = gcs_pb2.GcsNodeInfo.GcsNodeState.Value("ALIVE")
-        return {n.node_manager_port for n in reply.node_info_list if n.state == alive}
-
-    def _gcs_stub(self) -> Any:
-        """A gRPC stub for the GCS node table, over one channel kept until stop()."""
-        import grpc
-        from ray.core.generated import gcs_service_pb2_grpc
-
-        if self._channel is None:
-            options = [("grpc.enable_http_proxy", 0)]  # never via an http_proxy of the caller
-            self._channel = grpc.insecure_channel(self.gcs_address, options=options)
-        return gcs_service_pb2_grpc.NodeInfoGcsServiceStub(self._channel)
 
     # -- stop ------------------------------------------------------------------------------
 
@@ -406,7 +362,7 @@ class LocalRayCluster:
 
     def _terminate(self, timeout: float) -> None:
         """Stop every node and wait until all its processes (a job's driver too) are gone."""
-        self._close_channel()
+        self._gcs.close()
         self._terminate_nodes(self._nodes, timeout=timeout)
         if self._temp_dir is not None:
             kill_strays(self.token_path)
@@ -416,12 +372,6 @@ class LocalRayCluster:
         leaders = {n.process.pid: n.started_at for n in nodes if n.process is not None}
         children = [n.process for n in nodes if n.process is not None]
         terminate_nodes(leaders, timeout=timeout, children=children)
-
-    def _close_channel(self) -> None:
-        """Close the gRPC channel to the GCS, if one is open."""
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
 
     def _release_guard(self) -> None:
         """Tell the guard that this process stopped the cluster or handed it over."""
@@ -441,7 +391,7 @@ class LocalRayCluster:
         cluster's guard leaves with this call, and would stop the nodes were this process to
         die while nobody else owns them.
         """
-        self._close_channel()
+        self._gcs.close()
         self._state = "detached"
         self._release_guard()
         forget_at_exit(self)
@@ -460,12 +410,3 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1].strip() if lines else ""
-
-
-def _port_open(port: int) -> bool:
-    """True if something accepts TCP connections on 127.0.0.1:port."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
