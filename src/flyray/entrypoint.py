@@ -101,13 +101,17 @@ def enter_bundle(uri: str, parent: Path | None = None) -> Path:
     """Unpack the code bundle into a fresh folder (under ``parent``) and work in it; the folder.
 
     The folder becomes the working directory and the first entry of ``sys.path``, as the
-    unpacked bundle is for a driver that Ray starts in it.
+    unpacked bundle is for a driver that Ray starts in it; it is removed when the driver exits.
     """
+    import atexit
+    import shutil
     import tempfile
 
     from flyray.store.bundle import unpack_bundle
 
-    folder = unpack_bundle(uri, Path(tempfile.mkdtemp(prefix="flyray-bundle-", dir=parent)))
+    folder = Path(tempfile.mkdtemp(prefix="flyray-bundle-", dir=parent))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = unpack_bundle(uri, folder)
     os.chdir(folder)
     sys.path.insert(0, str(folder))
     return folder

@@ -210,3 +210,29 @@ def test_default_cap_is_100_mib(make_project: ProjectFactory, tmp_path: Path) ->
     with pytest.raises(RunStoreError, match=r"big\.bin \(100\.0 MiB\)"):
         create_bundle(root / "tasks.py", RunStore(tmp_path / "store"))
     shutil.rmtree(root)
+
+
+def test_a_driver_s_unpacked_bundle_is_removed_when_it_exits(
+    make_project: ProjectFactory, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    root = make_project({"pyproject.toml": "", "tasks.py": TASK})
+    bundle = create_bundle(root / "tasks.py", RunStore(str(tmp_path / "store")))
+    parent = tmp_path / "drivers"
+    parent.mkdir()
+    code = (
+        "import sys; from pathlib import Path; from flyray.entrypoint import enter_bundle; "
+        "folder = enter_bundle(sys.argv[1], parent=Path(sys.argv[2])); "
+        "print(folder, (folder / 'tasks.py').is_file())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, bundle.uri, str(parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    folder, unpacked = done.stdout.split()
+    assert unpacked == "True" and Path(folder).parent == parent
+    assert list(parent.iterdir()) == []  # gone with the driver
