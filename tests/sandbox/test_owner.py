@@ -12,25 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from flyray.sandbox.owner import Owner, alive, process_start, sweep
+from flyray.executors.localcluster.procs import group_members, is_running, start_time
+from flyray.sandbox.owner import Owner, sweep
 from flyray.sandbox.process import ManagedProcess
 
 ROOT = Path(__file__).parents[2]
 GONE_TIMEOUT_S = 20.0
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes whose process group is ``pgid``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z" and int(fields[2]) == pgid:
-                found.append(int(proc.name))
-    return found
 
 
 def wait_for(condition, timeout: float = GONE_TIMEOUT_S) -> bool:
@@ -100,9 +87,9 @@ def test_the_sweep_cleans_a_dead_owners_folder_only(tmp_path: Path) -> None:
         bystander.stop()
 
 
-def test_alive_tells_a_reused_pid_from_its_owner() -> None:
-    start = process_start(os.getpid())
+def test_an_owner_is_told_from_a_reused_pid() -> None:
+    start = start_time(os.getpid())
     assert start is not None
-    assert alive(os.getpid(), start)
-    assert not alive(os.getpid(), start + 1)
-    assert not alive(2**22 + 1, None)  # above pid_max: never a process
+    assert is_running(os.getpid(), start)
+    assert not is_running(os.getpid(), start + 1)
+    assert start_time(2**22 + 1) is None  # above pid_max: never a process

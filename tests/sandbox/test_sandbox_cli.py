@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from flyray.cli.main import cli
-from flyray.sandbox.owner import Owner, alive
+from flyray.executors.localcluster.procs import is_running
+from flyray.sandbox.owner import Owner
 from flyray.sandbox.pods.net import PREFIX, ip, netns_available
 from flyray.sandbox.state import Supervisor
 from tests.manifest.kuberay import require_schema
@@ -109,7 +110,7 @@ def test_up_run_the_seed_down_leaves_nothing(tmp_path):
     assert f"{PREFIX}{supervisor.pid}" not in [link["ifname"] for link in links]
     assert not list(Path("/var/tmp").glob(f"flyray-kubelet-{supervisor.pid}-*"))
     deadline = time.monotonic() + 30
-    while left := [g["name"] for g in groups if alive(g["pgid"], g["start"])]:
+    while left := [g["name"] for g in groups if is_running(g["pgid"], g["start"])]:
         assert time.monotonic() < deadline, f"outlived the sandbox: {left}"
         time.sleep(0.2)
 

@@ -18,27 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Owner", "alive", "clean", "process_start", "sweep"]
+from flyray.executors.localcluster.procs import group_members, is_running, start_time
+
+__all__ = ["Owner", "clean", "stop_group", "sweep"]
 
 OWNER_FILE, OWNED_FILE, KEEP_FILE = "owner.json", "owned.jsonl", "keep"
 TERM_GRACE_S = 5.0
-
-
-def process_start(pid: int) -> int | None:
-    """The start time of ``pid`` (clock ticks since boot), or None when it does not run."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields[0] == "Z":  # a zombie no longer runs anything
-        return None
-    return int(fields[19])
-
-
-def alive(pid: int, start: int | None) -> bool:
-    """Whether the process that had ``pid`` and ``start`` still runs (not a reused pid)."""
-    found = process_start(pid)
-    return found is not None and (start is None or found == start)
 
 
 class Owner:
@@ -51,7 +36,7 @@ class Owner:
         """Write ``owner.json`` naming ``pid`` (this process by default) as the owner."""
         pid = pid or os.getpid()
         self.folder.mkdir(parents=True, exist_ok=True)
-        owner = {"pid": pid, "start": process_start(pid)}
+        owner = {"pid": pid, "start": start_time(pid)}
         (self.folder / OWNER_FILE).write_text(json.dumps(owner))
         return self
 
@@ -64,11 +49,11 @@ class Owner:
 
     def owner_alive(self) -> bool:
         found = self.owner()
-        return found is not None and alive(found["pid"], found.get("start"))
+        return found is not None and is_running(found["pid"], found.get("start"))
 
     def record_group(self, pgid: int, name: str) -> None:
         """Note a process group this session started (its leader is ``pgid``)."""
-        line = json.dumps({"pgid": pgid, "start": process_start(pgid), "name": name})
+        line = json.dumps({"pgid": pgid, "start": start_time(pgid), "name": name})
         with (self.folder / OWNED_FILE).open("a") as out:
             out.write(line + "\n")
 
@@ -85,22 +70,6 @@ class Owner:
         (self.folder / KEEP_FILE).touch()
 
 
-def _members(pgid: int, started_after: int | None) -> list[int]:
-    """Live processes of group ``pgid`` that started no earlier than its recorded leader."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        later = started_after is None or int(fields[19]) >= started_after
-        if fields[0] != "Z" and int(fields[2]) == pgid and later:
-            found.append(int(proc.name))
-    return found
-
-
 def stop_group(pgid: int, start: int | None, *, grace: float = TERM_GRACE_S) -> None:
     """SIGTERM the recorded group, wait up to ``grace``, then SIGKILL what is left of it.
 
@@ -108,14 +77,14 @@ def stop_group(pgid: int, start: int | None, *, grace: float = TERM_GRACE_S) -> 
     signalled, one by one: the group id of a group whose members are all gone may be reused.
     """
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        members = _members(pgid, start)
+        members = group_members(pgid, started_after=start)
         if not members:
             return
         for pid in members:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + (grace if sig == signal.SIGTERM else grace * 2)
-        while _members(pgid, start) and time.monotonic() < deadline:
+        while group_members(pgid, started_after=start) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 

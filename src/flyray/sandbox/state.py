@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from flyray.sandbox.owner import alive, process_start
+from flyray.executors.localcluster.procs import is_running, start_time
 
 __all__ = ["SandboxState", "Supervisor", "sandbox_dir"]
 
@@ -64,14 +64,14 @@ class Supervisor:
     start: int | None
 
     def alive(self) -> bool:
-        return alive(self.pid, self.start)
+        return self.start is not None and is_running(self.pid, self.start)
 
     def write(self, folder: Path) -> None:
         (folder / PID_FILE).write_text(json.dumps({"pid": self.pid, "start": self.start}))
 
     @classmethod
     def of(cls, pid: int) -> Supervisor:
-        return cls(pid, process_start(pid))
+        return cls(pid, start_time(pid))
 
     @classmethod
     def read(cls, folder: Path) -> Supervisor | None:

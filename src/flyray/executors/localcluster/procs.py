@@ -71,6 +71,17 @@ def is_running(pid: int, start: int) -> bool:
     return bool(_alive({pid: start}))
 
 
+def group_members(pgid: int, *, started_after: int | None = None) -> list[int]:
+    """Running processes of process group ``pgid`` (started no earlier than ``started_after``)."""
+    return [
+        pid
+        for pid, (state, _, pgrp, _, start) in _all_stats().items()
+        if pgrp == pgid
+        and state not in ("Z", "X")
+        and (started_after is None or start >= started_after)
+    ]
+
+
 def leaders_under(temp_dir: Path | str) -> dict[int, int]:
     """{pid: start time} of the `ray start` processes whose --temp-dir is ``temp_dir`` or below.
 
