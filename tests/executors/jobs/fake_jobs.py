@@ -15,6 +15,9 @@ from typing import Any
 
 from ray.job_submission import JobStatus
 
+from flyray.config.settings import Settings
+from flyray.executors.jobs.cluster import ClusterExecutor
+
 
 @dataclass
 class Step:
@@ -87,3 +90,22 @@ class FakeJobsClient:
     def stop_job(self, submission_id: str) -> bool:
         self.jobs[submission_id].stopped = True
         return True
+
+
+ADDRESS = "http://127.0.0.1:9"  # never asked: every call goes to the fake
+
+
+def fake_settings(tmp_path: Any) -> Settings:
+    """Settings of a ``cluster``-mode caller at ``ADDRESS``, with a run store in ``tmp_path``."""
+    return Settings.load(overrides={"address": ADDRESS, "run_store": str(tmp_path / "runs")})
+
+
+def executor(settings: Settings, fake: FakeJobsClient, **options: Any) -> ClusterExecutor:
+    """A ``ClusterExecutor`` whose every Jobs API call goes to ``fake``."""
+    return ClusterExecutor(
+        settings,
+        on_log=options.pop("on_log", None) or (lambda _: None),
+        jobs_client=fake.factory,
+        skip_version_check=True,
+        **options,
+    )

@@ -24,30 +24,25 @@ from flyray.executors.registry import executor_type
 from flyray.store.record import RunRecord, RunStatus
 from flyray.store.runstore import ErrorInfo, RunStore
 from flyray.task.loader import load_task
-from tests.executors.jobs.fake_jobs import FakeJobsClient, Step
+from tests.executors.jobs.fake_jobs import (
+    ADDRESS,
+    FakeJobsClient,
+    Step,
+    executor,
+    fake_settings,
+)
 
 TASKS = str(Path(__file__).parent.parent / "lc_tasks.py")
-ADDRESS = "http://127.0.0.1:9"  # never asked: every call goes to the fake
 
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings.load(overrides={"address": ADDRESS, "run_store": str(tmp_path / "runs")})
+    return fake_settings(tmp_path)
 
 
 @pytest.fixture
 def store(settings) -> RunStore:
     return RunStore(settings.run_store_path())
-
-
-def executor(settings, fake, **options) -> ClusterExecutor:
-    return ClusterExecutor(
-        settings,
-        on_log=options.pop("on_log", None) or (lambda _: None),
-        jobs_client=fake.factory,
-        skip_version_check=True,
-        **options,
-    )
 
 
 def start(settings, fake, task_name, *args, run_id="rfake000001", **options):

@@ -26,17 +26,21 @@ from flyray.errors import (
     VersionSkewError,
 )
 from flyray.executors.jobs.client import connect
-from flyray.executors.jobs.cluster import ClusterExecutor
 from flyray.executors.localcluster.raystart import free_port
 from flyray.runner import Run
 from flyray.store.record import RunStatus
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
 from tests.executors.jobs.fake_dashboard import FakeDashboard
-from tests.executors.jobs.fake_jobs import FakeJobsClient, Step
+from tests.executors.jobs.fake_jobs import (
+    ADDRESS,
+    FakeJobsClient,
+    Step,
+    executor,
+    fake_settings,
+)
 
 TASKS = str(Path(__file__).parent.parent / "lc_tasks.py")
-ADDRESS = "http://127.0.0.1:9"  # never asked: every call goes to the fake
 NOT_FOUND = "Request failed with status code 404: Job {} does not exist."
 
 
@@ -131,22 +135,12 @@ def test_an_unknown_job_is_not_found():
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings.load(overrides={"address": ADDRESS, "run_store": str(tmp_path / "runs")})
+    return fake_settings(tmp_path)
 
 
 @pytest.fixture
 def store(settings) -> RunStore:
     return RunStore(settings.run_store_path())
-
-
-def executor(settings, fake, **options) -> ClusterExecutor:
-    return ClusterExecutor(
-        settings,
-        on_log=lambda _: None,
-        jobs_client=fake.factory,
-        skip_version_check=True,
-        **options,
-    )
 
 
 def _fails_after(fake: FakeJobsClient, calls: int, error: Exception) -> None:
