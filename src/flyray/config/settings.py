@@ -37,7 +37,7 @@ DEFAULT_ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 DEFAULT_ACCELERATOR_PARTITION_LABEL = "k8s.amazonaws.com/gpu-partition-size"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
-_FLAGS = ("shared_run_store",)  # yes/no settings
+_FLAGS = ("shared_run_store", "ship_flyray")  # yes/no settings
 _SECONDS = ("cluster_idle_timeout",)  # durations > 0; every other setting is a string
 _LABEL_KEYS = ("accelerator_label", "accelerator_partition_label")  # Kubernetes label keys
 _LABEL_KEY = re.compile(
@@ -51,7 +51,10 @@ class Settings:
 
     ``namespace`` and ``context`` pick where kuberay runs go (default: the kubeconfig's current
     context and its namespace); ``shared_run_store`` states that a run store on a local path is
-    mounted at the same path in the cluster's pods, so kuberay mode may use it.
+    mounted at the same path in the cluster's pods, so kuberay mode may use it;
+    ``ship_flyray`` sends flyray and the packages its job driver needs with every cluster and
+    kuberay job (runtime env ``py_modules``), so that a cluster needs only Ray: turn it off for
+    clusters with flyray installed (docs/existing-clusters.md).
     ``clusters_dir`` holds the registry of warm local clusters; ``cluster_idle_timeout`` is how
     long (seconds) a warm cluster may go unused before its keeper stops it. ``remote_mode`` is
     the mode that Flyte's ``mode="remote"`` (or ``mode = "remote"``) runs in.
@@ -67,6 +70,7 @@ class Settings:
     address: str | None = None
     context: str | None = None
     shared_run_store: bool = False
+    ship_flyray: bool = True
     clusters_dir: str = DEFAULT_CLUSTERS_DIR
     cluster_idle_timeout: float = DEFAULT_CLUSTER_IDLE_TIMEOUT
     kuberay_version: str = DEFAULT_KUBERAY_VERSION

@@ -44,6 +44,7 @@ def render_for_run(
     annotations and the pods' service account. The container image: the environment's own,
     else the ``image`` setting (``--image``), else the official Ray image (``default_image_for``).
     Without ``store_bundle`` nothing is written: the manifest names the bundle's URI all the same.
+    In cluster and kuberay mode flyray ships itself with the job (``executors/shipping.py``).
     """
     from flyray.plugins.ray.request import ray_request
 
@@ -118,6 +119,7 @@ def _render_rayjob(
 ) -> dict[str, Any]:
     """The run's RayJob: its bundle (stored if ``store_bundle``), entrypoint, image, options."""
     from flyray.config.ray_images import ray_version
+    from flyray.executors.shipping import job_env_vars, job_py_modules
     from flyray.manifest.images import default_image_for
     from flyray.manifest.rayjob import render_rayjob
     from flyray.manifest.runmeta import apply_run_options
@@ -125,13 +127,17 @@ def _render_rayjob(
     bundle, command = _bundle_and_command(
         request, run_id=run_id, store=store, fetch=False, store_bundle=store_bundle
     )
+    py_modules = job_py_modules(
+        request, store=store, settings=settings, mode=mode, write=store_bundle
+    )
     manifest = render_rayjob(
         request,
         run_id=run_id,
         entrypoint=command,
         image=settings.image or default_image_for(request.image),
         working_dir=bundle.uri,
-        env_vars=options.env_vars,
+        py_modules=py_modules,
+        env_vars={**job_env_vars(settings, mode), **(options.env_vars or {})},
         namespace=namespace,
         kuberay_version=settings.kuberay_version,
         ray_version=ray_version(),

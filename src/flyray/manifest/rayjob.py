@@ -47,6 +47,7 @@ def render_rayjob(
     entrypoint: Sequence[str],
     image: str,
     working_dir: str | None = None,
+    py_modules: Sequence[str] | None = None,
     env_vars: Mapping[str, str] | None = None,
     namespace: str | None = None,
     kuberay_version: str = LATEST_KUBERAY_VERSION,
@@ -56,8 +57,10 @@ def render_rayjob(
     """A complete ``ray.io/v1`` ``RayJob`` that runs ``entrypoint`` on the task's cluster.
 
     ``image`` goes on every Ray container that names none; ``working_dir`` and ``env_vars``
-    join the task's runtime env (later sources win). ``kuberay_version`` picks the dialect;
-    ``mode`` (the one the RayJob is for) decides what the environment's ``Image`` may ask.
+    join the task's runtime env (later sources win); ``py_modules``, when given, replaces the
+    runtime env's list (the executor's: flyray's site bundle, then the user's as URIs).
+    ``kuberay_version`` picks the dialect; ``mode`` (the one the RayJob is for) decides what
+    the environment's ``Image`` may ask.
     """
     version = target_version(kuberay_version)
     refuse_existing_cluster(request)
@@ -75,7 +78,14 @@ def render_rayjob(
         "shutdownAfterJobFinishes": request.shutdown_after_job_finishes,
         "ttlSecondsAfterFinished": request.ttl_seconds_after_finished,
         **runtime_env_fields(
-            _runtime_env(request, working_dir=working_dir, env_vars=env_vars, mode=mode), version
+            _runtime_env(
+                request,
+                working_dir=working_dir,
+                py_modules=py_modules,
+                env_vars=env_vars,
+                mode=mode,
+            ),
+            version,
         ),
         **deadline_fields(request, version, kuberay_version),
         **pre_running_fields(request, version, kuberay_version),
@@ -159,6 +169,7 @@ def _runtime_env(
     request: RayJobRequest,
     *,
     working_dir: str | None,
+    py_modules: Sequence[str] | None,
     env_vars: Mapping[str, str] | None,
     mode: str,
 ) -> dict[str, Any]:
@@ -176,6 +187,8 @@ def _runtime_env(
     env = merge_image_env(copy.deepcopy(request.runtime_env), image_env, where=where)
     if working_dir is not None:
         env["working_dir"] = _check_text("working_dir", working_dir)
+    if py_modules is not None:
+        env["py_modules"] = [_check_text("py_modules[]", uri) for uri in py_modules]
     merged = {
         **env.get("env_vars", {}),
         **request.env_vars,
