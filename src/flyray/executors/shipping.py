@@ -1,12 +1,14 @@
-"""What flyray adds to a ``cluster`` or ``kuberay`` job so that the cluster needs only Ray.
+"""What flyray adds to every Ray job it submits so that the cluster needs only Ray.
 
 The job's runtime env gets ``py_modules``: flyray's site bundle first (``store/sitebundle.py``,
 unless the ``ship_flyray`` setting is off), then the user's own entries with local folders
 turned into store zips (``store/pymodules.py``); and two env vars for the job's driver: the
 caller's flyray version, which ``flyray.entrypoint`` compares with its own, and whether
-flyray was shipped. ``local-cluster`` nodes run the caller's own Python, so nothing is shipped
-there. A driver that fails because the cluster has no flyray gets a message that says what
-to do (``missing_flyray``), not Python's bare ``ModuleNotFoundError``.
+flyray was shipped. ``local-cluster`` nodes run the caller's own Python, which has flyray, but
+they get the same runtime env: a local-cluster run rehearses what KubeRay gets, and
+``flyray render`` shows the manifest either mode submits. A driver that fails because the
+cluster has no flyray gets a message that says what to do (``missing_flyray``), not Python's
+bare ``ModuleNotFoundError``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ __all__ = [
     "missing_flyray",
 ]
 
-SHIPPING_MODES = ("cluster", "kuberay")  # modes whose cluster may lack flyray
+SHIPPING_MODES = ("local-cluster", "cluster", "kuberay")  # every mode whose driver is a Ray job
 CALLER_VERSION_ENV = "FLYRAY_CALLER_VERSION"
 SHIPPED_ENV = "FLYRAY_SHIPPED"
 _MISSING = ("No module named 'flyray'", "No module named flyray")
