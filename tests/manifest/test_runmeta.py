@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 import flyray
-
 from flyray import ConfigError, TaskEnvironment
 from flyray.config.settings import Settings
 from flyray.executors.base import RunOptions

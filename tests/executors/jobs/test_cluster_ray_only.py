@@ -107,3 +107,27 @@ def test_shipping_off_on_a_ray_only_head_says_to_turn_it_on(ray_only_cluster, pr
     assert result.exit_code == 1
     assert "the cluster has no flyray" in result.output
     assert "--no-ship-flyray" in result.output and "FLYRAY_SHIP_FLYRAY=1" in result.output
+
+
+def test_a_cluster_with_another_flyray_is_reported(ray_cluster, project, tmp_path, monkeypatch):
+    """The session cluster has this venv's flyray; the caller says it has 9.9.9, shipping off."""
+    import flyray
+    import flyray._version
+    from flyray.task.loader import load_task
+
+    monkeypatch.setattr(flyray._version, "__version__", "9.9.9")
+    for name, value in ray_cluster.auth_env().items():
+        monkeypatch.setenv(name, value)
+    store = tmp_path / "runs"
+    context = flyray.with_runcontext(
+        mode="cluster",
+        address=ray_cluster.dashboard_url,
+        run_store=str(store),
+        ship_flyray=False,
+        on_log=lambda _: None,
+    )
+    handle = context.run(load_task(str(project / "seed.py"), "my_ray_task"), n=4)
+    assert handle.result() == 14  # a skew need not break the run: it is reported
+    log = RunStore(store).read_log(handle.run_id)
+    assert f"warning: this cluster's flyray is {flyray.__version__}" in log
+    assert "the caller's is 9.9.9: turn shipping on" in log
