@@ -25,7 +25,7 @@ from pathlib import Path
 
 from flyray.errors import SandboxError
 
-__all__ = ["IMAGE_EXTRAS", "image_ray_version", "ray_venv", "venv_cache_dir"]
+__all__ = ["IMAGE_EXTRAS", "image_bin_dir", "image_ray_version", "ray_venv", "venv_cache_dir"]
 
 IMAGE_EXTRAS = ("boto3", "smart_open[s3]")  # what rayproject/ray adds that runtime envs use
 _MARK = ".complete"
@@ -45,6 +45,18 @@ def image_ray_version(image: str) -> str | None:
         return None
     version = name.removeprefix(_IMAGE).split("-", 1)[0]
     return version if version and version[0].isdigit() else None
+
+
+def image_bin_dir(
+    image: str | None, *, on_progress: Callable[[str], None] | None = None
+) -> Path | None:
+    """Where the process kubelet finds ``python`` and ``ray`` for a container of ``image``: for
+    a stock ``rayproject/ray:X`` image, the bin folder of its virtualenv (built if missing);
+    for any other image None (the kubelet's own interpreter)."""
+    version = image_ray_version(image or "")
+    if version is None:
+        return None
+    return ray_venv(version, image=True, on_progress=on_progress) / "bin"
 
 
 def ray_venv(
