@@ -44,7 +44,7 @@ def render_for_run(
     annotations and the pods' service account. The container image: the environment's own,
     else the ``image`` setting (``--image``), else the official Ray image (``default_image_for``).
     Without ``store_bundle`` nothing is written: the manifest names the bundle's URI all the same.
-    In cluster and kuberay mode flyray ships itself with the job (``executors/shipping.py``).
+    flyray ships itself with the job (``executors/shipping.py``).
     """
     from flyray.plugins.ray.request import ray_request
 
