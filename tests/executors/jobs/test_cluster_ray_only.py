@@ -30,7 +30,10 @@ import flyray
 from flyray.plugins.ray import HeadNodeConfig, RayJobConfig
 
 ray_env = flyray.TaskEnvironment(
-    name="ray_env", plugin_config=RayJobConfig(head_node_config=HeadNodeConfig())
+    name="ray_env",
+    plugin_config=RayJobConfig(
+        head_node_config=HeadNodeConfig(), runtime_env={"py_modules": [HELPERS]}
+    ),
 )
 
 
@@ -40,7 +43,9 @@ def my_ray_task(n: int) -> int:
 
     @ray.remote
     def f(x):
-        return x * x
+        import seedhelpers  # a py_modules folder outside the project, zipped into the store
+
+        return seedhelpers.square(x)
 
     return sum(ray.get([f.remote(i) for i in range(n)]))
 """
@@ -68,10 +73,16 @@ def ray_only_cluster(ray_only_venv):
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A project of its own (no flyray source inside its code bundle) with the seed task."""
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "seedproj"\n')
-    (tmp_path / "seed.py").write_text(SEED)
-    return tmp_path
+    """A project of its own (no flyray source inside its code bundle) with the seed task, and
+    a local ``py_modules`` folder outside it."""
+    helpers = tmp_path / "libs" / "seedhelpers"
+    helpers.mkdir(parents=True)
+    (helpers / "__init__.py").write_text("def square(x):\n    return x * x\n")
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "seedproj"\n')
+    (root / "seed.py").write_text(f"HELPERS = {str(helpers)!r}\n{SEED}")
+    return root
 
 
 def _run(cluster: LocalRayCluster, project: Path, store: Path, *flags: str):
@@ -99,7 +110,7 @@ def test_seed_runs_on_a_ray_only_head(ray_only_cluster, project, tmp_path):
     log = RunStore(store).read_log(record.run_id)
     assert "/runtime_resources/py_modules_files/" in log  # flyray came from the site bundle
     bundles = {p.name for p in (store / "bundles").iterdir()}
-    assert len(bundles) == 2  # the code bundle and the site bundle, each under its sha256
+    assert len(bundles) == 3  # the code bundle, the site bundle and seedhelpers, by sha256
 
 
 def test_shipping_off_on_a_ray_only_head_says_to_turn_it_on(ray_only_cluster, project, tmp_path):
