@@ -4,7 +4,7 @@
 the caller writes the bundle, inputs and record there; the Ray nodes (which inherit that
 environment) fetch the bundle as the job's ``working_dir`` through Ray's own S3 download
 (boto3, which reads ``AWS_ENDPOINT_URL``), the driver reads the inputs and writes the outputs
-with s3fs; ``flyray runs show`` and ``flyray logs`` read them back from the bucket.
+with s3fs; ``flyray runs list/show`` and ``flyray logs`` read them back from the bucket.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def test_a_local_cluster_run_keeps_everything_in_the_s3_store(s3_server, s3_buck
     fetched = [line for line in s3_server.requests() if f"GET /{s3_bucket}/{bundle}" in line]
     assert fetched, s3_server.requests()[-20:]
 
+    listed = _flyray("runs", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert run_id in listed.stdout and "SUCCEEDED" in listed.stdout, listed.stdout
     shown = _flyray("runs", "show", run_id)
     assert shown.returncode == 0, shown.stderr
     assert "SUCCEEDED" in shown.stdout, shown.stdout
