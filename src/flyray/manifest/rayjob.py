@@ -134,7 +134,7 @@ def _cluster_spec(
 def _submitter_template(
     cluster: dict[str, Any], secrets: Sequence[Secret], store_secret: str | None
 ) -> dict | None:
-    """With secrets, KubeRay's default submitter pod plus them; else None (the default).
+    """With secrets or a store Secret, KubeRay's default submitter pod plus them; else None.
 
     KubeRay fills in the submitter's command when the template gives none.
     """
