@@ -31,6 +31,7 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
             kuberay_version=options["kuberay_version"],
             shared_run_store=True if options["shared_run_store"] else None,
             ship_flyray=options["ship_flyray"],
+            store_secret=options["store_secret"],
             detach=options["detach"],
             skip_version_check=options["skip_version_check"],
             fresh=options["fresh"],
@@ -113,6 +114,12 @@ def _task_failed(task: Any, exc: BaseException) -> int:
     default=None,
     help="cluster and kuberay modes: send flyray with the job, so the cluster needs only Ray "
     "[default: the ship_flyray setting, on]; off for clusters with flyray installed.",
+)
+@click.option(
+    "--store-secret",
+    metavar="SECRET",
+    help="kuberay mode: the Kubernetes Secret whose keys the pods get as env vars (the run "
+    "store's credentials).",
 )
 @click.option(
     "--skip-version-check", is_flag=True, help="Run even if the cluster's versions differ."

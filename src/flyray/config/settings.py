@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from flyray.config.names import check_dns1123_subdomain
 from flyray.errors import ConfigError
 
 __all__ = [
@@ -60,6 +61,9 @@ class Settings:
     the mode that Flyte's ``mode="remote"`` (or ``mode = "remote"``) runs in.
     ``accelerator_label`` and ``accelerator_partition_label`` are the node labels a Ray pod
     with a GPU type ("T4:1") or a MIG partition is steered with (see docs/gpus.md).
+    ``store_secret`` names a Kubernetes Secret in the pods' namespace whose keys become
+    environment variables (``envFrom``) of every Ray container, the submitter and a batch
+    Job's pod: the run store's credentials (``AWS_ACCESS_KEY_ID``...), never read by flyray.
     """
 
     mode: str = "local"
@@ -76,6 +80,7 @@ class Settings:
     kuberay_version: str = DEFAULT_KUBERAY_VERSION
     accelerator_label: str = DEFAULT_ACCELERATOR_LABEL
     accelerator_partition_label: str = DEFAULT_ACCELERATOR_PARTITION_LABEL
+    store_secret: str | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +95,9 @@ class Settings:
                 where = f"{name} (from {self.sources.get(name, 'default')})"
                 rule = "must be a Kubernetes label key such as 'cloud.google.com/gke-accelerator'"
                 raise ConfigError(where, getattr(self, name), rule)
+        if self.store_secret is not None:
+            where = f"store_secret (from {self.sources.get('store_secret', 'default')})"
+            check_dns1123_subdomain(where, self.store_secret)
 
     @classmethod
     def names(cls) -> list[str]:

@@ -41,7 +41,8 @@ def render_for_run(
     ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there); the
     ``kuberay_version`` setting picks the fields written; ``mode`` is the run's (the
     environment's ``Image`` is realised for it); the run's ``options`` add env vars, labels,
-    annotations and the pods' service account. The container image: the environment's own,
+    annotations and the pods' service account; the ``store_secret`` setting (kuberay only)
+    gives the pods the run store's credentials. The container image: the environment's own,
     else the ``image`` setting (``--image``), else the official Ray image (``default_image_for``).
     Without ``store_bundle`` nothing is written: the manifest names the bundle's URI all the same.
     flyray ships itself with the job (``executors/shipping.py``).
@@ -96,7 +97,14 @@ def render_kube_manifest(
         request, run_id=run_id, store=store, fetch=True, store_bundle=store_bundle
     )
     image = settings.image or default_image_for(request.image)
-    job = render_job(request, run_id=run_id, command=command, image=image, namespace=namespace)
+    job = render_job(
+        request,
+        run_id=run_id,
+        command=command,
+        image=image,
+        namespace=namespace,
+        store_secret=settings.store_secret,
+    )
     return apply_run_options(
         job,
         labels=options.labels,
@@ -142,6 +150,7 @@ def _render_rayjob(
         kuberay_version=settings.kuberay_version,
         ray_version=ray_version(),
         mode=mode,
+        store_secret=settings.store_secret if mode == "kuberay" else None,
     )
     return apply_run_options(
         manifest,
