@@ -121,3 +121,15 @@ def test_a_cluster_mode_run_on_a_broken_s3_store_contacts_no_cluster(
     _assert_names_store_not_secret(info.value, uri, cause, s3_server.secret_key)
     assert contacted == []
     assert s3_server.keys(s3_bucket) == []
+
+
+def test_an_s3_store_uses_s3fs_after_flyte_registers_obstore_for_s3(s3_bucket):
+    """flyte registers obstore's fsspec class for ``s3`` when imported; the store keeps s3fs."""
+    pytest.importorskip("flyte.storage._storage", reason="flyte (the reference) not installed")
+    import fsspec
+    import s3fs
+
+    assert not issubclass(fsspec.get_filesystem_class("s3"), s3fs.S3FileSystem)
+    store = RunStore(f"s3://{s3_bucket}")
+    check_reachable(store)
+    assert isinstance(store._fs, s3fs.S3FileSystem)

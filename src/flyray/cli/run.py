@@ -112,7 +112,7 @@ def _task_failed(task: Any, exc: BaseException) -> int:
 @click.option(
     "--ship-flyray/--no-ship-flyray",
     default=None,
-    help="cluster and kuberay modes: send flyray with the job, so the cluster needs only Ray "
+    help="job modes (not local): send flyray with the job, so the cluster needs only Ray "
     "[default: the ship_flyray setting, on]; off for clusters with flyray installed.",
 )
 @click.option(

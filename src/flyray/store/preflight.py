@@ -50,9 +50,9 @@ def check_reachable(store: RunStore) -> None:
 
 def _list_s3(root: str, path: str) -> None:
     """``ListObjectsV2`` once, through s3fs as the store uses it (same env, same config)."""
-    from fsspec.core import url_to_fs
+    from flyray.store.runstore import open_fs
 
-    fs, _ = url_to_fs(
+    fs, _ = open_fs(
         root,
         skip_instance_cache=True,
         config_kwargs={
@@ -68,9 +68,9 @@ def _list_s3(root: str, path: str) -> None:
 
 def _list_root(root: str) -> None:
     """A listing of the root; one that does not exist yet is fine (the first run makes it)."""
-    from fsspec.core import url_to_fs
+    from flyray.store.runstore import open_fs
 
-    fs, base = url_to_fs(root)
+    fs, base = open_fs(root)
     try:
         fs.ls(base, detail=False)
     except FileNotFoundError:

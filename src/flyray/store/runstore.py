@@ -31,7 +31,7 @@ from flyray.errors import RunStoreError
 from flyray.store.record import RunRecord, utc_now
 from flyray.store.serialization import dumps, loads
 
-__all__ = ["DEFAULT_RUN_STORE", "ErrorInfo", "RunStore"]
+__all__ = ["DEFAULT_RUN_STORE", "ErrorInfo", "RunStore", "open_fs"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -68,6 +68,24 @@ class ErrorInfo:
         )
 
 
+def open_fs(url: str, **options: Any) -> tuple[Any, str]:
+    """The fsspec filesystem of ``url`` and the path in it; ``s3://`` always through s3fs.
+
+    Other packages may register their own ``s3`` implementation with fsspec on import (flyte
+    registers obstore's), which would give the store a filesystem of another API and options.
+    """
+    from fsspec.core import split_protocol, url_to_fs
+
+    protocol, _ = split_protocol(url)
+    if protocol not in ("s3", "s3a"):
+        return url_to_fs(url, **options)
+    try:
+        from s3fs import S3FileSystem
+    except ImportError:
+        raise RunStoreError(f"the run store {url} needs s3fs: pip install 'flyray[s3]'") from None
+    return S3FileSystem(**options), S3FileSystem._strip_protocol(url)
+
+
 class RunStore:
     """Runs and code bundles under one root: a local folder or an fsspec URI."""
 
@@ -76,8 +94,6 @@ class RunStore:
 
         A local store's ``root`` is its absolute path, also when given as a ``file://`` URI.
         """
-        from fsspec.core import url_to_fs
-
         text = os.fspath(root)
         if text.startswith("file://"):  # percent-encoded, as uri() writes it and Ray reads it
             from urllib.parse import urlsplit
@@ -89,7 +105,7 @@ class RunStore:
         self.root = text
         # Other processes write here too (drivers, other callers): never list from a cache.
         options = {"use_listings_cache": False} if "://" in text else {}
-        self._fs, self._base = url_to_fs(text, **options)
+        self._fs, self._base = open_fs(text, **options)
         self._base = self._base.rstrip("/") or "/"
 
     def __repr__(self) -> str:
