@@ -19,7 +19,8 @@ _CHUNK = 65536
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:``port`` to ``target``; a context manager that stops it."""
+    """Forwards 127.0.0.1:``port`` (or the socket ``listen(port)`` makes) to ``target``; a
+    context manager that stops it."""
 
     def __init__(
         self, target: tuple[str, int], *, listen: Callable[[int], socket.socket] | None = None
