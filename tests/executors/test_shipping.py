@@ -55,7 +55,9 @@ def test_the_site_bundle_comes_first_then_the_users_modules(tmp_path, mode):
 
 def test_shipping_off_leaves_the_users_modules_only(tmp_path):
     assert "py_modules" not in _runtime_env(tmp_path, mode="cluster", ship=False)
-    env = _runtime_env(tmp_path, mode="kuberay", ship=False, runtime_env={"py_modules": ["s3://x/mod.zip"]})
+    env = _runtime_env(
+        tmp_path, mode="kuberay", ship=False, runtime_env={"py_modules": ["s3://x/mod.zip"]}
+    )
     assert env["py_modules"] == ["s3://x/mod.zip"] and env["env_vars"]["FLYRAY_SHIPPED"] == "0"
 
 

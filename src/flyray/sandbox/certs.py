@@ -1,9 +1,12 @@
 """Credentials of a throw-away API server: a CA, certificates, keys and tokens.
 
-The serving certificate (127.0.0.1) serves the API server and the process kubelet alike; the
-API server shows the kubelet a client certificate of the same CA, and each checks the other.
-Made with the ``openssl`` command (Debian's, on every machine of this project) so the tests
-need no Python crypto package; valid one day, for 127.0.0.1 and localhost only.
+The serving certificate serves the API server and the process kubelet alike; the API server
+shows the kubelet a client certificate of the same CA, and each checks the other. Made with
+the ``openssl`` command (Debian's, on every machine of this project) so the tests need no
+Python crypto package; valid one day, for 127.0.0.1 and localhost, and, as a real cluster's
+API server certificate is, for the ``kubernetes`` Service: its ClusterIP (the first address
+of ``SERVICE_IP_RANGE``) and its names, which is how pods reach the API server
+(``pods/apiservice.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Credentials", "make_credentials"]
+__all__ = ["KUBERNETES_SERVICE_IP", "SERVICE_IP_RANGE", "Credentials", "make_credentials"]
+
+SERVICE_IP_RANGE = "10.0.0.0/24"  # the API server's --service-cluster-ip-range
+KUBERNETES_SERVICE_IP = "10.0.0.1"  # the first address of it: the ``kubernetes`` Service's
+_SERVICE_NAMES = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +60,9 @@ def make_credentials(folder: Path) -> Credentials:
         *("-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=flyray-realkube-ca"),
         cwd=folder,
     )
+    names = ",".join(f"DNS:{name}" for name in _SERVICE_NAMES)
     (folder / "server.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        f"subjectAltName=IP:127.0.0.1,DNS:localhost,IP:{KUBERNETES_SERVICE_IP},{names}\n"
         "keyUsage=critical,digitalSignature,keyEncipherment\n"
         "extendedKeyUsage=serverAuth\n"
     )

@@ -5,14 +5,17 @@ free ports of 127.0.0.1, with a private temp dir for data, credentials and logs.
 authenticates bearer tokens (an admin, and ``alice`` who has only what RBAC grants her) and
 authorizes with RBAC; the controller-manager runs the garbage collector (it finishes foreground
 deletions), the Job controller (it makes a batch Job's pod), the service account controller
-(it makes each namespace's ``default`` account, without which no pod is admitted) and the
-Endpoints controller. KubeRay's CRDs are installed; no scheduler runs, and the operator and a
-kubelet only when a test asks (``operator.py``, ``kubelet.py``, ``process_kubelet.py``).
+(it makes each namespace's ``default`` account, without which no pod is admitted), the
+Endpoints controller and the root CA publisher (``kube-root-ca.crt`` in each namespace).
+KubeRay's CRDs are installed; no scheduler runs, and the operator and a kubelet only when a
+test asks (``operator.py``, ``kubelet.py``, ``process_kubelet.py``).
 
 Clients reach the API server through a TCP proxy (``proxy``) that a test can cut or point at
 a second API server on the same etcd (``add_apiserver``): a replica whose watch cache starts
 later, as behind a load balancer, which answers a watch resumed from an older resourceVersion
-with a real 410 Gone. Every ``ray.io`` request goes to an audit log (``audit_events``).
+with a real 410 Gone. Every ``ray.io`` request goes to an audit log (``audit_events``), with
+the body of RayCluster patches (the autoscaler's), and so do the operator's pod creations and
+deletions.
 
 Nothing outlives the session that started it: each component dies with its parent thread
 (``process.py``), a watchdog process removes what the folder's records name once the owner is
@@ -36,7 +39,7 @@ from typing import Any
 import yaml
 
 from flyray.executors.localcluster.raystart import free_port
-from flyray.sandbox.certs import Credentials, make_credentials
+from flyray.sandbox.certs import SERVICE_IP_RANGE, Credentials, make_credentials
 from flyray.sandbox.crds import install_crds
 from flyray.sandbox.owner import Owner, sweep
 from flyray.sandbox.process import ManagedProcess
@@ -53,7 +56,23 @@ AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
     "omitStages": ["RequestReceived"],
-    "rules": [{"level": "Metadata", "resources": [{"group": "ray.io"}]}, {"level": "None"}],
+    "rules": [
+        # a RayCluster's patches with their body: the autoscaler's replicas, in order
+        {
+            "level": "Request",
+            "verbs": ["patch"],
+            "resources": [{"group": "ray.io", "resources": ["rayclusters"]}],
+        },
+        {"level": "Metadata", "resources": [{"group": "ray.io"}]},
+        # the operator's pods, with their names (it creates them with generateName)
+        {
+            "level": "RequestResponse",
+            "users": ["kuberay-operator"],
+            "verbs": ["create", "delete"],
+            "resources": [{"group": "", "resources": ["pods"]}],
+        },
+        {"level": "None"},
+    ],
 }
 
 
@@ -162,7 +181,7 @@ class RealKube:
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={creds.service_account_pub}",
                 f"--service-account-signing-key-file={creds.service_account_key}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                f"--service-cluster-ip-range={SERVICE_IP_RANGE}",
                 "--endpoint-reconciler-type=none",  # 127.0.0.1 is no valid Endpoints address
                 # pod logs come from the process kubelet (level 3): both sides show certificates
                 f"--kubelet-client-certificate={creds.kubelet_client_cert}",
@@ -185,7 +204,9 @@ class RealKube:
     def _start_controller_manager(self) -> None:
         """The garbage collector (it removes ``foregroundDeletion`` finalizers), the Job, the
         service account and the Endpoints controllers (the API server's service proxy, which
-        the operator uses to reach a dashboard, reads Endpoints); nothing that needs a cloud."""
+        the operator uses to reach a dashboard, reads Endpoints), and the root CA publisher
+        (each namespace's ``kube-root-ca.crt`` ConfigMap: the ``ca.crt`` of a pod's
+        ``kube-api-access-*`` volume); nothing that needs a cloud."""
         assert self.credentials is not None
         kubeconfig = self.direct_kubeconfig("controller-manager", self.credentials.manager_token)
         manager = self.spawn(
@@ -193,7 +214,8 @@ class RealKube:
             [
                 str(self.bin_dir / "kube-controller-manager"),
                 f"--kubeconfig={kubeconfig}",
-                "--controllers=garbagecollector,job,serviceaccount,endpoint",
+                "--controllers=garbagecollector,job,serviceaccount,endpoint,root-ca-cert-publisher",
+                f"--root-ca-file={self.credentials.ca_cert}",
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--use-service-account-credentials=false",
@@ -270,7 +292,8 @@ class RealKube:
         return False
 
     def audit_events(self, *, name: str | None = None) -> list[dict[str, Any]]:
-        """Completed ``ray.io`` requests so far, oldest first; ``name``: those about that object.
+        """Completed ``ray.io`` requests (and the operator's pod creations and deletions) so
+        far, oldest first; ``name``: those about that object.
 
         Each is an audit event: ``verb``, ``user.username``, ``objectRef`` (a list or watch
         with a ``metadata.name`` field selector names its object too), ``responseStatus.code``,

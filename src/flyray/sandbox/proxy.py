@@ -2,7 +2,8 @@
 
 TLS passes through untouched (same address, same certificate). ``drop()`` closes every open
 connection at once, as a load balancer or a network blip would: watches and log streams end
-mid-way and the client has to resume them.
+mid-way and the client has to resume them. ``listen`` says where it listens (127.0.0.1 by
+default; the process kubelet's pods: a socket in the pod's network namespace).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 
 __all__ = ["TcpProxy"]
 
@@ -17,10 +19,14 @@ _CHUNK = 65536
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:``port`` to ``target``; a context manager that stops it."""
+    """Forwards 127.0.0.1:``port`` (or the socket ``listen(port)`` makes) to ``target``; a
+    context manager that stops it."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(
+        self, target: tuple[str, int], *, listen: Callable[[int], socket.socket] | None = None
+    ) -> None:
         self.target = target
+        self._make_listener = listen or _loopback
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self.accepted = 0
@@ -31,7 +37,7 @@ class TcpProxy:
 
     def _listen(self) -> None:
         """Listen on ``port`` (any free one the first time) and accept in a thread."""
-        self._listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._listener = self._make_listener(self.port)
         self.port = self._listener.getsockname()[1]
         threading.Thread(
             target=self._accept, args=(self._listener,), name="realkube-proxy", daemon=True
@@ -109,3 +115,7 @@ class TcpProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+
+
+def _loopback(port: int) -> socket.socket:
+    return socket.create_server(("127.0.0.1", port), reuse_port=False)

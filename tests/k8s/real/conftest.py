@@ -10,6 +10,7 @@ per session; a failing test that used the operator gets the end of its log in it
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,36 @@ def process_kubelet(real_kube: Any, kuberay_operator: Any) -> Iterator[Any]:
         kubelet.close(keep_dir=keep)
         api.close()
     assert not kubelet.errors, "the process kubelet failed:\n" + "\n".join(kubelet.errors)
+
+
+@pytest.fixture
+def pods_env(process_kubelet: Any, real_kube: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The caller's environment: the kubeconfig, and a run store the pods see."""
+    from flyray.store.runstore import RunStore
+
+    store = str(process_kubelet.shared / f"runs-{secrets.token_hex(4)}")
+    monkeypatch.setenv("KUBECONFIG", str(real_kube.kubeconfig_path))
+    monkeypatch.setenv("FLYRAY_RUN_STORE", store)
+    monkeypatch.setenv("FLYRAY_SHARED_RUN_STORE", "1")
+    return RunStore(store)
+
+
+@pytest.fixture
+def objects(kube_api: Any, real_kube: Any, process_kubelet: Any) -> Iterator[Any]:
+    """The namespace (``objects.Namespace``); afterwards the kubelet has met no error, and a
+    failed test's RayJobs go."""
+    from flyray.executors.kuberay.session import RAYJOBS, KubeSession
+    from flyray.sandbox.operator import PODS_NAMESPACE
+    from tests.k8s.real.objects import Namespace
+
+    errors = len(process_kubelet.errors)
+    namespace = Namespace(kube_api, PODS_NAMESPACE)
+    yield namespace
+    for rayjob in namespace.ray("rayjobs"):  # nothing, unless the test failed half-way
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("KUBECONFIG", str(real_kube.kubeconfig_path))
+            KubeSession(namespace=PODS_NAMESPACE).delete(RAYJOBS, rayjob["metadata"]["name"])
+    assert process_kubelet.errors[errors:] == [], "the process kubelet failed"
 
 
 @pytest.hookimpl(hookwrapper=True)

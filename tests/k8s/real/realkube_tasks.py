@@ -3,10 +3,17 @@
 import time
 
 import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 import flyray
 from flyray import Resources, Secret
-from flyray.plugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+from flyray.plugins.ray import (
+    AutoscalerOptionsConfig,
+    HeadNodeConfig,
+    RayJobConfig,
+    WorkerNodeConfig,
+)
 
 head_only = flyray.TaskEnvironment(
     name="rk_head",
@@ -122,3 +129,72 @@ def where_it_runs() -> dict:
         "flyray": flyray.__file__,
         "venv_has_flyray": plain.returncode == 0,
     }
+
+
+# KubeRay's autoscaler (level 3): a head that runs no task (num-cpus 0) and a group that
+# starts empty, may grow to two one-CPU workers and gives back a worker idle for 5 s. Ray's
+# autoscaler drains an idle node first (the task sees it go), then asks Kubernetes to delete
+# its pod: the cluster is kept after the job so that the test sees the pods go too.
+autoscaled = flyray.TaskEnvironment(
+    name="rk_autoscaled",
+    plugin_config=RayJobConfig(
+        head_node_config=HeadNodeConfig(
+            ray_start_params={"num-cpus": 0}, requests=Resources(cpu=1, memory="2Gi")
+        ),
+        worker_node_config=[
+            WorkerNodeConfig(
+                group_name="burst",
+                replicas=0,
+                min_replicas=0,
+                max_replicas=2,
+                requests=Resources(cpu=1, memory="1Gi"),
+            )
+        ],
+        enable_autoscaling=True,
+        autoscaler_options=AutoscalerOptionsConfig(idle_timeout_seconds=5),
+        shutdown_after_job_finishes=True,
+        ttl_seconds_after_finished=120,  # the cluster outlives the job: its scale-down is seen
+    ),
+)
+
+
+def _workers() -> int:
+    """Alive Ray nodes other than the head."""
+    return sum(
+        1
+        for node in ray.nodes()
+        if node["Alive"] and "node:__internal_head__" not in node["Resources"]
+    )
+
+
+@ray.remote(num_cpus=1)
+def _node_of_bundle() -> str:
+    return ray.get_runtime_context().get_node_id()
+
+
+@autoscaled.task
+def scale_out_and_back(timeout_s: float = 240.0) -> list[int]:
+    """Workers seen at the start, while two one-CPU tasks run at once (a placement group
+    spread over two nodes: both workers must be up together), and once they are idle."""
+    seen = [_workers()]
+    group = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
+    ray.get(group.ready(), timeout=timeout_s)
+    nodes = ray.get(
+        [
+            _node_of_bundle.options(
+                scheduling_strategy=PlacementGroupSchedulingStrategy(group, index)
+            ).remote()
+            for index in range(2)
+        ]
+    )
+    assert len(set(nodes)) == 2, nodes
+    seen.append(_workers())
+    remove_placement_group(group)
+    deadline = time.monotonic() + timeout_s
+    while _workers() > 0:  # the autoscaler gives idle workers back after 5 s
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{_workers()} workers still up after {timeout_s} s idle")
+        time.sleep(0.5)
+    seen.append(_workers())
+    print(f"workers: {seen}", flush=True)
+    return seen

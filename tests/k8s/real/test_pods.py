@@ -29,7 +29,8 @@ import pytest
 import flyray
 from flyray.sandbox.operator import PODS_NAMESPACE
 from flyray.store.record import RunStatus
-from tests.k8s.real.objects import Namespace, wait_until
+from tests.k8s.real.leftovers import GONE_TIMEOUT_S, nothing_left, pod_pids
+from tests.k8s.real.objects import wait_until
 from tests.k8s.real.runs import (
     FLYRAY,
     ROOT,
@@ -44,34 +45,6 @@ pytestmark = [pytest.mark.realkube, pytest.mark.slow, pytest.mark.timeout(600)]
 
 SEED = str(ROOT / "examples" / "seed.py")
 RUN_TIMEOUT_S = 300.0
-GONE_TIMEOUT_S = 60.0
-
-
-@pytest.fixture
-def pods_env(process_kubelet: Any, real_kube: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The caller's environment: the kubeconfig, and a run store the pods see."""
-    from flyray.store.runstore import RunStore
-
-    store = str(process_kubelet.shared / f"runs-{secrets.token_hex(4)}")
-    monkeypatch.setenv("KUBECONFIG", str(real_kube.kubeconfig_path))
-    monkeypatch.setenv("FLYRAY_RUN_STORE", store)
-    monkeypatch.setenv("FLYRAY_SHARED_RUN_STORE", "1")
-    return RunStore(store)
-
-
-@pytest.fixture
-def objects(kube_api: Any, real_kube: Any, process_kubelet: Any) -> Iterator[Namespace]:
-    """The namespace; afterwards the kubelet has met no error, and a failed test's RayJobs go."""
-    from flyray.executors.kuberay.session import RAYJOBS, KubeSession
-
-    errors = len(process_kubelet.errors)
-    namespace = Namespace(kube_api, PODS_NAMESPACE)
-    yield namespace
-    for rayjob in namespace.ray("rayjobs"):  # nothing, unless the test failed half-way
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("KUBECONFIG", str(real_kube.kubeconfig_path))
-            KubeSession(namespace=PODS_NAMESPACE).delete(RAYJOBS, rayjob["metadata"]["name"])
-    assert process_kubelet.errors[errors:] == [], "the process kubelet failed"
 
 
 @pytest.fixture
@@ -98,27 +71,6 @@ def flyray_cli() -> Iterator[Any]:
             proc.communicate()
 
 
-def _nothing_left(objects: Namespace, kubelet: Any, pids: set[int]) -> None:
-    """No RayJob, RayCluster, Job, pod, Service or cluster Secret in the namespace; no pod
-    network namespace or process."""
-
-    def left() -> list[str]:
-        found = [f"rayjob {o['metadata']['name']}" for o in objects.ray("rayjobs")]
-        found += [f"raycluster {o['metadata']['name']}" for o in objects.ray("rayclusters")]
-        found += [f"pod {o['metadata']['name']}" for o in objects.pods()]
-        found += [f"job {o['metadata']['name']}" for o in objects.jobs()]
-        found += [f"service {o['metadata']['name']}" for o in objects.services()]
-        found += [f"secret {o['metadata']['name']}" for o in objects.secrets("ray.io/cluster")]
-        found += [f"network namespace {name}" for name in kubelet.network.namespaces()]
-        found += [f"process {pid}" for pid in pids if _alive(pid)]
-        return found
-
-    deadline = time.monotonic() + GONE_TIMEOUT_S
-    while (remaining := left()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not remaining, f"left behind: {remaining}"
-
-
 def _get(url: str, *, token: str | None = None) -> int:
     """The HTTP status of GET ``url`` (straight, whatever http_proxy says)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -128,19 +80,6 @@ def _get(url: str, *, token: str | None = None) -> int:
             return answer.status
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _pod_pids(kubelet: Any) -> set[int]:
-    """Every process the kubelet saw in any pod so far."""
-    return {pid for pod in kubelet.history for pid in pod.seen_pids}
 
 
 def test_the_seed_task_returns_285_from_pods_that_really_ran(
@@ -193,12 +132,12 @@ def test_the_seed_task_returns_285_from_pods_that_really_ran(
     assert _get(jobs_url, token="not-" + token) in (401, 403)
 
     # the TTL keeps the finished cluster 600 s (the spec's config): cancel removes it all
-    pids = _pod_pids(process_kubelet)
+    pids = pod_pids(process_kubelet)
     assert pids
     cancelled = flyray_cli("cancel", record.run_id)
     _, cancel_err = cancelled.communicate(timeout=120)
     assert cancelled.returncode == 0, cancel_err
-    _nothing_left(objects, process_kubelet, pids)
+    nothing_left(objects, process_kubelet, pids)
 
 
 def test_a_failing_task_ends_failed_with_its_traceback(pods_env, process_kubelet, objects):
@@ -215,7 +154,7 @@ def test_a_failing_task_ends_failed_with_its_traceback(pods_env, process_kubelet
     assert record.status is RunStatus.FAILED
     assert "Failed" in "\n".join(recorder.lines)
     assert "failed on purpose with code 7" in pods_env.read_log(record.run_id)
-    _nothing_left(objects, process_kubelet, _pod_pids(process_kubelet))
+    nothing_left(objects, process_kubelet, pod_pids(process_kubelet))
 
 
 def test_ctrl_c_leaves_nothing_behind(pods_env, process_kubelet, objects, flyray_cli):
@@ -223,13 +162,13 @@ def test_ctrl_c_leaves_nothing_behind(pods_env, process_kubelet, objects, flyray
         *("run", "--mode", "kuberay", "--namespace", PODS_NAMESPACE, TASKS, "sleep_long"),
     )
     seen = read_stderr_until(proc, r"Ray job \S+ RUNNING", RUN_TIMEOUT_S)
-    pids = _pod_pids(process_kubelet)
+    pids = pod_pids(process_kubelet)
     assert len(pids) > 5, pids  # a head's Ray: GCS, raylet, dashboard, agents, the driver
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=120)
     assert proc.returncode == 130, seen + rest
     assert only_record(pods_env).status is RunStatus.STOPPED
-    _nothing_left(objects, process_kubelet, pids)
+    nothing_left(objects, process_kubelet, pids)
 
 
 # -- failures: a container that cannot run, an operator that goes away ----------------------
@@ -304,7 +243,7 @@ def test_a_head_that_cannot_start_ray_fails_the_run_within_seconds(
         f"deleted) {failed - first_exit:.1f} s after its first exit, "
         f"{failed - ray_head.exits[-1]:.1f} s after its last"
     )
-    _nothing_left(objects, process_kubelet, _pod_pids(process_kubelet))
+    nothing_left(objects, process_kubelet, pod_pids(process_kubelet))
 
 
 @pytest.fixture
@@ -351,7 +290,7 @@ def test_a_run_outlives_an_operator_restart(
     assert out.strip().splitlines()[-1] == "285", out + err
     assert "Complete: job finished" in err, seen + err
     assert only_record(pods_env).status is RunStatus.SUCCEEDED
-    _nothing_left(objects, process_kubelet, _pod_pids(process_kubelet))
+    nothing_left(objects, process_kubelet, pod_pids(process_kubelet))
 
 
 def test_the_stock_image_runs_in_a_ray_only_venv_with_flyray_shipped(pods_env, objects):

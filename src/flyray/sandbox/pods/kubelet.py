@@ -6,9 +6,10 @@ to it (``pods/binding``), runs each bound pod (``pod_runner.py``: a network name
 containers as local processes, readiness probes, ``pods/status``), keeps each pod's
 ``/etc/hosts`` up to date with the Services of the namespace (a Service's names resolve to the
 addresses of the pods it selects: what cluster DNS answers for KubeRay's headless head Service;
-there is no ClusterIP routing), and when a pod is deleted, stops it and finishes the deletion
-(grace period 0). The Endpoints controller makes Endpoints from the same pod addresses, through
-which the API server's service proxy reaches a pod (the operator's way to a dashboard).
+there is no ClusterIP routing but the ``kubernetes`` Service's, ``apiservice.py``), and when a
+pod is deleted, stops it and finishes the deletion (grace period 0). The Endpoints controller
+makes Endpoints from the same pod addresses, through which the API server's service proxy
+reaches a pod (the operator's way to a dashboard).
 
 Its log server answers the API server's ``/containerLogs/<ns>/<pod>/<container>``
 (``pods/log``; ``follow``, ``tailLines`` and ``previous`` included) over TLS, and accepts only a
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from flyray.sandbox.certs import Credentials
+from flyray.sandbox.pods.apiservice import ApiService
 from flyray.sandbox.pods.launch import tmp_binds
 from flyray.sandbox.pods.net import PodNetwork
 from flyray.sandbox.pods.runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
@@ -51,6 +53,8 @@ class ProcessKubelet:
         from kubernetes import client
 
         self.core = client.CoreV1Api(api_client)
+        self.server = str(api_client.configuration.host)  # pods reach it at its ClusterIP
+        self.api_service: ApiService | None = None
         self.namespace = namespace
         self.network = PodNetwork()
         # outside /tmp, which every pod replaces by its own: a run store here is shared
@@ -80,6 +84,7 @@ class ProcessKubelet:
         try:
             self.network.open()
             self._register_node()
+            self.api_service = ApiService.read(self.core, self.server)
         except BaseException:
             self.close()
             raise
@@ -203,6 +208,7 @@ class ProcessKubelet:
             errors=self.errors,
             service_hosts=lambda: self.service_hosts,
             binds=self.binds,
+            api_service=self.api_service,
         )
         with self._lock:
             self.pods[metadata["uid"]] = running

@@ -24,8 +24,13 @@ time up to 5 min (reset once it ran 10 min), waiting meanwhile with reason
 ``Never`` (KubeRay's submitter pods) it stays terminated and the pod ends ``Succeeded`` or
 ``Failed``.
 
-Not done: liveness and startup probes, volumes (they are the host's paths), resource limits
-(so never ``OOMKilled``), image pulls.
+Every container gets what it needs to reach the API server from inside, as from a kubelet:
+the ``kubernetes`` Service's variables and its ClusterIP in the pod's namespace
+(``apiservice.py``), and the pod's projected volumes (the service-account token, ``ca.crt``
+and ``namespace`` of ``kube-api-access-*``) bound at their mount paths (``projected.py``).
+
+Not done: liveness and startup probes, other volumes (they are the host's paths), resource
+limits (so never ``OOMKilled``), image pulls.
 """
 
 from __future__ import annotations
@@ -47,10 +52,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flyray.sandbox.pods.apiservice import ApiService
 from flyray.sandbox.pods.container import Container, Probe, now
 from flyray.sandbox.pods.launch import IP, LAUNCH, MOUNT, PRIVATE_ROOT, SH, SYSTEM_PATH, UNSHARE
 from flyray.sandbox.pods.net import PodNet, PodNetwork, write_hosts
+from flyray.sandbox.pods.projected import ProjectedVolumes
 from flyray.sandbox.pods.spec import PodSpecError, container_argv, container_env
+from flyray.sandbox.proxy import TcpProxy
 from flyray.sandbox.rayvenv import image_bin_dir
 
 __all__ = ["CLUSTER_DOMAIN", "HOST_IP", "RunningPod", "pod_fqdn"]
@@ -75,6 +83,9 @@ class RunningPod:
     errors: list[str]
     service_hosts: Callable[[], dict[str, list[str]]]  # the Services' names, by address
     binds: list[Path] = field(default_factory=list)  # host folders under /tmp the pod sees
+    api_service: ApiService | None = None  # the ``kubernetes`` Service, reached from the pod
+    api_proxy: TcpProxy | None = None  # its ClusterIP in the pod's namespace, while it runs
+    volumes: ProjectedVolumes | None = None  # the service-account token, ca.crt, namespace
     net: PodNet | None = None
     seen_pids: set[int] = field(default_factory=set)  # every process seen in the pod
     init: list[Container] = field(default_factory=list)
@@ -153,6 +164,7 @@ class RunningPod:
             self.net = self.network.add_pod(self.hostname)
             self.write_hosts(self.service_hosts())  # before anything runs: names resolve
             self._report()
+            self._in_cluster()
             if self._run_init() and not self._stop.is_set():
                 for container in self.containers:
                     self._launch(container)
@@ -169,6 +181,13 @@ class RunningPod:
         finally:
             self._kill()
             self.finished.set()
+
+    def _in_cluster(self) -> None:
+        """The API server's Service in the pod's namespace; its projected volumes filled."""
+        assert self.net is not None
+        if self.api_service is not None:
+            self.api_proxy = self.api_service.open(self.net.netns)
+        self.volumes = ProjectedVolumes(self.pod, self.folder, self.core, self._lookup).write()
 
     def _run_init(self) -> bool:
         """Run the init containers in order, a failed one again (with back-off) unless the
@@ -202,12 +221,14 @@ class RunningPod:
             place.mkdir(parents=True, exist_ok=True)
             binds += [str(path), str(place)]
         bin_dir = image_bin_dir(container.spec.get("image")) or Path(sys.executable).parent
+        binds += self.volumes.binds(container.spec) if self.volumes else []
         base = {
             "PATH": f"{bin_dir}:{SYSTEM_PATH}",
             "HOME": str(home),
             "HOSTNAME": self.hostname,
             "LANG": "C.UTF-8",
         }
+        base.update(self.api_service.env() if self.api_service else {})
         pod = {**self.pod, "status": self._status()["status"]}  # fieldRefs read podIP
         env = container_env(
             pod, container.spec, base=base, lookup=self._lookup, node_capacity=self.node_capacity
@@ -241,6 +262,8 @@ class RunningPod:
         """Probe, watch and restart the containers until the pod is stopped or has ended."""
         while not self._stop.wait(TICK_S):
             self._note_pids()
+            if self.volumes is not None:
+                self.volumes.refresh()
             for container in self.containers:
                 if container.exit_code() is None:
                     if container.probe is not None:
@@ -323,6 +346,10 @@ class RunningPod:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 assert container.popen is not None
                 container.popen.wait(5)
+        if self.api_proxy is not None:
+            self.api_proxy.close()
+        if self.volumes is not None:
+            self.volumes.remove()
         if self.net is not None:
             self.network.remove_pod(self.net)  # SIGKILLs whatever left its group
         private_tmp = self.folder / "tmp"

@@ -20,7 +20,7 @@ from typing import Any
 
 from flyray.config.quantities import parse_quantity
 
-__all__ = ["PodSpecError", "container_argv", "container_env", "expand"]
+__all__ = ["PodSpecError", "container_argv", "container_env", "expand", "pod_field"]
 
 # (kind "secret" | "configmap", name) -> its data (a Secret's values base64, as the API has them)
 Lookup = Callable[[str, str], Mapping[str, str] | None]
@@ -95,7 +95,7 @@ def _value_from(
     capacity: Mapping[str, str],
 ) -> str | None:
     if "fieldRef" in source:
-        return _field(pod, source["fieldRef"]["fieldPath"])
+        return pod_field(pod, source["fieldRef"]["fieldPath"])
     if "resourceFieldRef" in source:
         return _resource(pod, container, source["resourceFieldRef"], capacity)
     for kind, _, field in _SOURCES:
@@ -122,7 +122,8 @@ def _data(kind: str, name: str, lookup: Lookup, *, optional: bool) -> dict[str, 
     return dict(found)
 
 
-def _field(pod: Mapping[str, Any], path: str) -> str:
+def pod_field(pod: Mapping[str, Any], path: str) -> str:
+    """A ``fieldRef``'s value: the pod's name, namespace, uid, addresses, a label..."""
     metadata, spec, status = pod["metadata"], pod["spec"], pod.get("status") or {}
     simple = {
         "metadata.name": metadata.get("name"),
