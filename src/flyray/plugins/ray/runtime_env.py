@@ -32,7 +32,13 @@ from urllib.parse import urlparse
 
 from flyray.errors import ConfigError
 
-__all__ = ["KNOWN_FIELDS", "check_runtime_env", "resolve_runtime_env"]
+__all__ = [
+    "KNOWN_FIELDS",
+    "bundle_root",
+    "check_runtime_env",
+    "is_remote_uri",
+    "resolve_runtime_env",
+]
 
 KNOWN_FIELDS = frozenset(
     {
@@ -86,6 +92,39 @@ def resolve_runtime_env(runtime_env: dict[str, Any] | None) -> dict[str, Any]:
 def is_remote_uri(value: str) -> bool:
     """Whether a ``working_dir``/``py_modules`` entry is a URI rather than a local path."""
     return bool(urlparse(value).scheme)  # as Ray's is_path, on POSIX
+
+
+def bundle_root(runtime_env: dict[str, Any], task_file: Path) -> Path | None:
+    """The root of the task's code bundle that a ``working_dir`` asks for, else None.
+
+    flyray's code bundle *is* the job's ``working_dir`` (a zip in the run store), so a user's
+    local folder becomes the bundle's root (the task file must lie inside it) and a URI,
+    which would replace the task's code on the cluster, is refused.
+    """
+    working_dir = runtime_env.get("working_dir")
+    if working_dir is None:
+        return None
+    field = "runtime_env['working_dir']"
+    if is_remote_uri(working_dir):
+        raise ConfigError(
+            field,
+            working_dir,
+            "must be a local folder outside local mode: flyray ships the task's code as the "
+            "job's working_dir (a zip in the run store), so a URI there would replace it; "
+            "put the files in the task's project, or fetch them from the URI in the task",
+        )
+    root = Path(working_dir).resolve()
+    if not root.is_dir():
+        raise ConfigError(field, working_dir, f"must be an existing folder ({root})")
+    task = Path(task_file).resolve()
+    if not task.is_relative_to(root):
+        raise ConfigError(
+            field,
+            working_dir,
+            f"must contain the task file {task}: the folder becomes the root of the code "
+            "bundle the job runs in",
+        )
+    return root
 
 
 # --- the whole dict -----------------------------------------------------------------------
