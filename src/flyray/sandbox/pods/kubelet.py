@@ -13,7 +13,8 @@ which the API server's service proxy reaches a pod (the operator's way to a dash
 Its log server answers the API server's ``/containerLogs/<ns>/<pod>/<container>``
 (``pods/log``; ``follow``, ``tailLines`` and ``previous`` included) over TLS, and accepts only a
 client certificate of the session's CA (the API server's). It polls (a list every ``POLL_S``),
-so it needs no watch.
+so it needs no watch. Pods have no route out; an egress proxy on the bridge (``egress.py``,
+``PIP_PROXY`` in every container) lets a runtime env's pip reach the package index.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from flyray.sandbox.certs import Credentials
+from flyray.sandbox.pods.egress import EgressProxy
 from flyray.sandbox.pods.launch import tmp_binds
 from flyray.sandbox.pods.net import PodNetwork
 from flyray.sandbox.pods.runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
@@ -53,6 +55,7 @@ class ProcessKubelet:
         self.core = client.CoreV1Api(api_client)
         self.namespace = namespace
         self.network = PodNetwork()
+        self.egress: EgressProxy | None = None  # pip's way out (PIP_PROXY), from open()
         # outside /tmp, which every pod replaces by its own: a run store here is shared
         remove_orphan_dirs()
         self.dir = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-", dir=DIR_PARENT))
@@ -79,6 +82,7 @@ class ProcessKubelet:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         try:
             self.network.open()
+            self.egress = EgressProxy(self.network.gateway).open()
             self._register_node()
         except BaseException:
             self.close()
@@ -101,6 +105,8 @@ class ProcessKubelet:
             self._server.shutdown()
             self._server.server_close()
         finally:
+            if self.egress is not None:
+                self.egress.close()
             self.network.close()  # kills whatever is left in the pods' namespaces
             if not keep_dir:
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -203,6 +209,7 @@ class ProcessKubelet:
             errors=self.errors,
             service_hosts=lambda: self.service_hosts,
             binds=self.binds,
+            node_env={"PIP_PROXY": self.egress.url} if self.egress else {},
         )
         with self._lock:
             self.pods[metadata["uid"]] = running

@@ -72,6 +72,7 @@ class RunningPod:
     errors: list[str]
     service_hosts: Callable[[], dict[str, list[str]]]  # the Services' names, by address
     binds: list[Path] = field(default_factory=list)  # host folders under /tmp the pod sees
+    node_env: dict[str, str] = field(default_factory=dict)  # every container's, e.g. PIP_PROXY
     net: PodNet | None = None
     seen_pids: set[int] = field(default_factory=set)  # every process seen in the pod
     init: list[Container] = field(default_factory=list)
@@ -203,6 +204,7 @@ class RunningPod:
             "HOME": str(home),
             "HOSTNAME": self.hostname,
             "LANG": "C.UTF-8",
+            **self.node_env,
         }
         pod = {**self.pod, "status": self._status()["status"]}  # fieldRefs read podIP
         env = container_env(
