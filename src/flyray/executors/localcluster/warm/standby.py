@@ -281,7 +281,7 @@ def _wait_ready(standby: Standby, client: Any, report: ProgressCallback) -> str 
             if status.is_terminal():
                 return f"its job ended {status.value}"
             if installs and status.value == "PENDING":
-                deadline = now + READY_TIMEOUT_S
+                deadline = time.monotonic() + READY_TIMEOUT_S
                 if now >= building_due:
                     report(
                         f"standby job {standby.submission_id} PENDING: Ray is building its "
