@@ -216,3 +216,11 @@ def test_unknown_keys_are_warned_about_and_kept():
     with pytest.warns(FlyrayWarning, match=r"runtime_env\['my_plugin'\] is not a field Ray"):
         config = RayJobConfig(runtime_env={"my_plugin": {"x": 1}})
     assert config.runtime_env == {"my_plugin": {"x": 1}}
+
+
+def test_the_fields_flyray_knows_are_rays():
+    from ray.runtime_env import RuntimeEnv
+
+    from flyray.plugins.ray.runtime_env import KNOWN_FIELDS
+
+    assert set(RuntimeEnv.known_fields) == KNOWN_FIELDS

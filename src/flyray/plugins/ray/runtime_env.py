@@ -64,7 +64,6 @@ KNOWN_FIELDS = frozenset(
 )  # ray.runtime_env.RuntimeEnv.known_fields in Ray 2.60
 _PIP_KEYS = ("packages", "pip_check", "pip_install_options", "pip_version")
 _UV_KEYS = ("packages", "uv_check", "uv_version", "uv_pip_install_options")
-_CONFIG_KEYS = ("setup_timeout_seconds", "eager_install", "log_files")
 _PROTOCOLS = ("gcs", "conda", "pip", "uv", "http", "https", "s3", "gs", "azure", "abfss", "file")
 _REMOTE = ("gcs", "http", "https", "s3", "gs", "azure", "abfss", "file")
 _ARCHIVES = {
