@@ -24,6 +24,7 @@ from flyray.errors import (
 )
 from flyray.executors.base import ProgressCallback
 from flyray.executors.jobs.run import JobRun, RunKeeper
+from flyray.executors.shipping import missing_flyray
 from flyray.plugins.ray.envsetup import building, setup_failure
 from flyray.store.record import Attempt, RunStatus, utc_now
 
@@ -175,9 +176,10 @@ class JobFollower:
             return RuntimeEnvSetupError(message, run_id=run_id, logs=self._log_uri())
         attempt.error_kind = "infrastructure"
         kind = f" ({info.error_type})" if getattr(info, "error_type", None) else ""
+        why = missing_flyray(info.message, shipped=self.executor.settings.ship_flyray)
         message = (
             f"Ray job {submission_id} of run {run_id} ended {info.status.value}{kind}: "
-            f"{info.message}; see `flyray logs {run_id}`"
+            f"{why or info.message}; see `flyray logs {run_id}`"
         )
         return TaskError(message, run_id=run_id, logs=self._log_uri())
 
