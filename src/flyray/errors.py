@@ -19,7 +19,8 @@
     └── BaseRuntimeError        Flyte's names (``flyte.errors``): .code, .kind, .worker
         ├── RuntimeUserError    the user's code or configuration failed
         │   ├── TaskError       the task ran elsewhere and failed: run id, remote traceback, logs
-        │   │   └── TaskTimeoutError  the task ran longer than its timeout
+        │   │   ├── TaskTimeoutError  the task ran longer than its timeout
+        │   │   └── RuntimeEnvSetupError  Ray could not build the runtime env (pip failed)
         │   ├── BadConfigurationError  settings that cannot go together (also a ConfigError)
         │   └── NonRecoverableError, RetriesExhaustedError, OOMError, CustomError, ...
         ├── RuntimeSystemError
@@ -57,6 +58,7 @@ __all__ = [
     "RayJobNotFoundError",
     "RetriesExhaustedError",
     "RunStoreError",
+    "RuntimeEnvSetupError",
     "RuntimeSystemError",
     "RuntimeUnknownError",
     "RuntimeUserError",
@@ -278,6 +280,24 @@ class TaskError(RuntimeUserError):
         self.run_id = run_id
         self.remote_traceback = remote_traceback
         self.logs = logs
+
+
+class RuntimeEnvSetupError(TaskError):
+    """Ray could not build the task's runtime env (a pip, uv or conda install failed).
+
+    The message quotes the installer's own error lines, so the package at fault is named.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: str = "RuntimeEnvSetupError",
+        *,
+        run_id: str | None = None,
+        remote_traceback: str | None = None,
+        logs: str | None = None,
+    ) -> None:
+        super().__init__(message, code, run_id=run_id, remote_traceback=remote_traceback, logs=logs)
 
 
 class TaskTimeoutError(TaskError, TimeoutError):

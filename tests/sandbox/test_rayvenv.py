@@ -35,7 +35,7 @@ def test_a_built_venv_is_reused(tmp_path, monkeypatch):
     minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
     built = tmp_path / f"image-2.60.0-py{minor}"
     built.mkdir()
-    (built / ".complete").write_text("ray[default]==2.60.0 boto3 smart_open[s3]\n")
+    (built / ".complete").write_text("ray[default]==2.60.0 pip boto3 smart_open[s3]\n")
     lines: list[str] = []
     assert ray_venv("2.60.0", image=True, on_progress=lines.append) == built
     assert image_bin_dir("rayproject/ray:2.60.0-py311") == built / "bin"

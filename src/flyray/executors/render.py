@@ -11,6 +11,7 @@ Both are rendered from the task's one ``RayJobRequest``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from flyray.config.settings import Settings
@@ -47,10 +48,8 @@ def render_for_run(
     Without ``store_bundle`` nothing is written: the manifest names the bundle's URI all the same.
     flyray ships itself with the job (``executors/shipping.py``).
     """
-    from flyray.plugins.ray.request import ray_request
-
     return _render_rayjob(
-        ray_request(task),
+        _request(task),
         run_id=run_id,
         store=store,
         settings=settings,
@@ -78,9 +77,8 @@ def render_kube_manifest(
     from flyray.manifest.images import default_image_for
     from flyray.manifest.job import render_job
     from flyray.manifest.runmeta import apply_run_options
-    from flyray.plugins.ray.request import ray_request
 
-    request = ray_request(task)
+    request = _request(task)
     options = options or RunOptions()
     if request.address is None:
         return _render_rayjob(
@@ -112,6 +110,19 @@ def render_kube_manifest(
         service_account=options.service_account,
         env_vars=options.env_vars,
     )
+
+
+def _request(task: FunctionTask) -> RayJobRequest:
+    """The task's request, its runtime env's files read here, where Ray would read them.
+
+    A requirements file becomes its list of packages and a conda file its dict, so the
+    manifest carries them and no pod needs the caller's files.
+    """
+    from flyray.plugins.ray.request import ray_request
+    from flyray.plugins.ray.runtime_env import resolve_runtime_env
+
+    request = ray_request(task)
+    return replace(request, runtime_env=resolve_runtime_env(request.runtime_env))
 
 
 def _render_rayjob(
@@ -168,12 +179,17 @@ def _bundle_and_command(
     ``fetch``: the entrypoint fetches and unpacks the bundle itself (no Ray job around it).
     """
     from flyray import entrypoint
+    from flyray.plugins.ray.runtime_env import bundle_root
     from flyray.store.bundle import create_bundle, pack_bundle
 
+    where = {
+        "root": bundle_root(request.runtime_env, request.task_file),
+        "excludes": request.runtime_env.get("excludes") or (),
+    }
     if store_bundle:
-        bundle = create_bundle(request.task_file, store)
+        bundle = create_bundle(request.task_file, store, **where)
     else:
-        bundle, _ = pack_bundle(request.task_file, store)
+        bundle, _ = pack_bundle(request.task_file, store, **where)
     command = entrypoint.command(
         store=store.uri(),
         run_id=run_id,

@@ -9,7 +9,8 @@ ray-project/ray's ``docker/base-deps/requirements.in``): the process kubelet run
 They live in ``FLYRAY_VENV_CACHE`` (else ``~/.cache/flyray/venvs``), one folder per Ray version,
 Python minor and flavour, built with uv (the one beside this interpreter, else on PATH; else
 ``python -m venv`` and pip), under a lock so that concurrent callers build it once. A folder
-without its ``.complete`` marker (a build that was cut short) is built again.
+without its ``.complete`` marker (a build that was cut short), or whose marker lists other
+packages (an older flyray's), is built again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from flyray.errors import SandboxError
 
 __all__ = ["IMAGE_EXTRAS", "image_bin_dir", "image_ray_version", "ray_venv", "venv_cache_dir"]
 
-IMAGE_EXTRAS = ("boto3", "smart_open[s3]")  # what rayproject/ray adds that runtime envs use
+# What rayproject/ray has that runtime envs use: pip (Ray's pip runtime env runs `python -m pip`
+# in a clone of this environment, and uv makes virtualenvs without it), boto3, smart_open[s3].
+IMAGE_EXTRAS = ("pip", "boto3", "smart_open[s3]")
 _MARK = ".complete"
 _IMAGE = "rayproject/ray:"
 
@@ -71,27 +74,36 @@ def ray_venv(
     minor = _python_minor(python)
     flavour = "image" if image else "ray"
     venv = venv_cache_dir() / f"{flavour}-{ray_version}-py{minor}"
-    if (venv / _MARK).is_file():
+    packages = _packages(ray_version, image=image)
+    if _complete(venv, packages):
         return venv
     venv.parent.mkdir(parents=True, exist_ok=True)
     with (venv.parent / f".{venv.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / _MARK).is_file():
-            _build(venv, ray_version, image=image, python=python, report=on_progress)
+        if not _complete(venv, packages):
+            _build(venv, packages, python=python, report=on_progress)
     return venv
+
+
+def _packages(ray_version: str, *, image: bool) -> list[str]:
+    return [f"ray[default]=={ray_version}", *(IMAGE_EXTRAS if image else ())]
+
+
+def _complete(venv: Path, packages: list[str]) -> bool:
+    """Built to the end, with these packages (its marker lists them: a new list rebuilds it)."""
+    mark = venv / _MARK
+    return mark.is_file() and mark.read_text() == " ".join(packages) + "\n"
 
 
 def _build(
     venv: Path,
-    ray_version: str,
+    packages: list[str],
     *,
-    image: bool,
     python: str,
     report: Callable[[str], None] | None,
 ) -> None:
     report = report or (lambda line: None)
     started = time.monotonic()
-    packages = [f"ray[default]=={ray_version}", *(IMAGE_EXTRAS if image else ())]
     report(f"building a virtualenv with {' '.join(packages)} in {venv} (once)")
     shutil.rmtree(venv, ignore_errors=True)
     uv = _uv()

@@ -27,7 +27,7 @@ import io
 import os
 import stat
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,30 +70,43 @@ class Bundle:
 
 
 def create_bundle(
-    task_file: Path, store: RunStore, *, max_bytes: int = DEFAULT_MAX_BYTES
+    task_file: Path,
+    store: RunStore,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    root: Path | None = None,
+    excludes: Sequence[str] = (),
 ) -> Bundle:
     """Zip the project of ``task_file`` and store it (unless stored already) in ``store``."""
-    bundle, data = pack_bundle(task_file, store, max_bytes=max_bytes)
+    bundle, data = pack_bundle(task_file, store, max_bytes=max_bytes, root=root, excludes=excludes)
     if not store.has_bundle(bundle.sha256):
         store.put_bundle(bundle.sha256, data)
     return bundle
 
 
 def pack_bundle(
-    task_file: Path, store: RunStore, *, max_bytes: int = DEFAULT_MAX_BYTES
+    task_file: Path,
+    store: RunStore,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    root: Path | None = None,
+    excludes: Sequence[str] = (),
 ) -> tuple[Bundle, bytes]:
     """Zip the project of ``task_file``; the bundle with the URI it has in ``store``, and the zip.
 
-    Nothing is written: ``flyray render`` shows the URI a run would store the bundle at.
+    ``root`` (the runtime env's local ``working_dir``) replaces the project root found from
+    the task file and must hold it; ``excludes`` (the runtime env's, gitignore-style patterns
+    relative to the root, as Ray reads them) leave files out. Nothing is written: ``flyray
+    render`` shows the URI a run would store the bundle at.
     """
     task_path = Path(task_file).resolve()
-    root = project_root(task_path)
-    files = bundle_files(root, exclude=_store_folders(store))
+    root = project_root(task_path) if root is None else Path(root).resolve()
+    files = bundle_files(root, exclude=_store_folders(store), patterns=excludes)
     rel_task = task_path.relative_to(root).as_posix()
     if rel_task not in files:
         raise RunStoreError(
             f"the task file {task_path} is left out of the code bundle of {root}"
-            " (by .gitignore or flyray's excludes); remove it from those"
+            " (by .gitignore, runtime_env['excludes'] or flyray's excludes); remove it from those"
         )
     _check_size(root, files, max_bytes)
     data = zip_entries(files)
@@ -137,12 +150,16 @@ def project_root(task_file: Path) -> Path:
     return start
 
 
-def bundle_files(root: Path, *, exclude: tuple[Path, ...] = ()) -> dict[str, Path]:
+def bundle_files(
+    root: Path, *, exclude: tuple[Path, ...] = (), patterns: Sequence[str] = ()
+) -> dict[str, Path]:
     """The files that go into the bundle of ``root``: {posix path relative to root: path}.
 
-    Symlinks to files are followed; symlinks to folders are not (they may point anywhere).
+    Left out: the ``exclude`` folders, what the root's .gitignore and the gitignore-style
+    ``patterns`` match. Symlinks to files are followed; symlinks to folders are not (they may
+    point anywhere).
     """
-    ignored = _gitignore(root)
+    ignored = _gitignore(root, patterns)
     skip = {Path(p).resolve() for p in exclude}
     found = {}
     for folder, dirs, names in os.walk(root):
@@ -177,14 +194,16 @@ def _keep_file(path: Path, rel: str, *, ignored: PathSpec | None) -> bool:
     return ignored is None or not ignored.match_file(rel)
 
 
-def _gitignore(root: Path) -> PathSpec | None:
-    """The root's .gitignore as a pathspec matcher, or None without one."""
+def _gitignore(root: Path, patterns: Sequence[str] = ()) -> PathSpec | None:
+    """The root's .gitignore and ``patterns`` as a pathspec matcher, or None without any."""
     path = root / ".gitignore"
-    if not path.is_file():
+    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+    lines += patterns
+    if not lines:
         return None
     import pathspec
 
-    return pathspec.GitIgnoreSpec.from_lines(path.read_text(errors="replace").splitlines())
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _store_folders(store: RunStore) -> tuple[Path, ...]:

@@ -320,3 +320,33 @@ def test_a_standby_driver_refuses_anything_but_flyrays_entrypoint(tmp_path):
     assert driver.wait(timeout=30) == 1
     assert "standby driver refused a run" in driver.stderr.read()
     assert not standby.socket.exists()
+
+
+class BuildingJobs(Jobs):
+    """A standby job that stays PENDING (Ray building its env) for ``pending`` status calls."""
+
+    def __init__(self, pending: int) -> None:
+        super().__init__()
+        self.pending, self.calls = pending, 0
+
+    def get_job_status(self, submission_id):
+        from ray.job_submission import JobStatus
+
+        self.calls += 1
+        return JobStatus.PENDING if self.calls <= self.pending else JobStatus.FAILED
+
+
+def test_a_standby_building_its_runtime_env_is_waited_for_and_said(tmp_path, monkeypatch):
+    from flyray.executors.localcluster.warm import standby as module
+
+    monkeypatch.setattr(module, "READY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(module, "STATUS_POLL_S", 0.05)
+    monkeypatch.setattr(module, "BUILDING_EVERY_S", 0.1)
+    standby = Standby("flyray-standby-pip", {"pip": ["pyjokes"]}, tmp_path)
+    jobs, said = BuildingJobs(pending=12), []  # PENDING for ~0.6 s: longer than the timeout
+    message = {"attempt": "r1-1", "argv": ["python"], "working_dir": "file:///x"}
+    why = hand_over(standby, jobs, message, said.append)
+    assert why == "its job ended FAILED"  # not "not ready after 0.2 s": the build did not count
+    assert said and said[0].startswith(
+        "standby job flyray-standby-pip PENDING: Ray is building its runtime env (pip: pyjokes)"
+    )

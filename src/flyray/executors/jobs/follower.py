@@ -10,14 +10,22 @@ the job under another submission id than the one asked for (a warm cluster's sta
 from __future__ import annotations
 
 import contextlib
+import copy
 import sys
 import time
 from typing import Any
 
-from flyray.errors import NonRecoverableError, RayClusterError, TaskError, TaskTimeoutError
+from flyray.errors import (
+    NonRecoverableError,
+    RayClusterError,
+    RuntimeEnvSetupError,
+    TaskError,
+    TaskTimeoutError,
+)
 from flyray.executors.base import ProgressCallback
 from flyray.executors.jobs.run import JobRun, RunKeeper
 from flyray.executors.shipping import missing_flyray
+from flyray.plugins.ray.envsetup import building, setup_failure
 from flyray.store.record import Attempt, RunStatus, utc_now
 
 __all__ = ["FAST_POLL_SECONDS", "POLL_SECONDS", "JobFollower"]
@@ -25,6 +33,7 @@ __all__ = ["FAST_POLL_SECONDS", "POLL_SECONDS", "JobFollower"]
 POLL_SECONDS = 0.5  # how often a job's new log lines are fetched, and later its status
 FAST_POLL_SECONDS = 0.1  # how often its status is fetched in its first FAST_POLL_FOR seconds,
 FAST_POLL_FOR = 30.0  # so that a short job (e.g. on a warm cluster) is seen to end at once
+BUILDING_EVERY = 5.0  # how often a PENDING job whose runtime env installs packages says so
 
 
 class JobFollower:
@@ -36,6 +45,8 @@ class JobFollower:
         self.executor, self.run_, self.client, self.report = executor, run, client, report
         spec = run.manifest["spec"]
         self.deadline = spec.get("activeDeadlineSeconds")
+        self.runtime_env = _runtime_env(spec)
+        self.installs = building(self.runtime_env)
         self.attempts = spec.get("backoffLimit", 0) + 1
 
     def run(self) -> RunStatus:
@@ -65,8 +76,6 @@ class JobFollower:
             time.sleep(delay)
 
     def _attempt(self, number: int, started: float) -> RunStatus:
-        import yaml
-
         run_id = self.run_.record.run_id
         spec = self.run_.manifest["spec"]
         submission_id = f"{run_id}-{number}"
@@ -75,7 +84,7 @@ class JobFollower:
         self.executor.update(self.run_)
         submitted = self.client.submit_job(
             entrypoint=spec["entrypoint"],
-            runtime_env=yaml.safe_load(spec.get("runtimeEnvYAML") or "{}"),
+            runtime_env=copy.deepcopy(self.runtime_env),
             submission_id=submission_id,
         )
         if submitted != submission_id:  # the job runs under another id (a standby driver's)
@@ -111,6 +120,7 @@ class JobFollower:
         from ray.job_submission import JobStatus
 
         shown, last_status, logs_due, began = 0, None, 0.0, time.monotonic()
+        building_due = began + BUILDING_EVERY
         while True:
             status = self.client.get_job_status(submission_id)
             now = time.monotonic()
@@ -123,6 +133,12 @@ class JobFollower:
             if status != last_status:
                 self.report(f"job {submission_id} {status.value}")
                 last_status = status
+            if status == JobStatus.PENDING and self.installs and now >= building_due:
+                self.report(
+                    f"job {submission_id} PENDING: Ray is building its runtime env "
+                    f"({self.installs}), {now - began:.0f} s"
+                )
+                building_due = now + BUILDING_EVERY
             if status.is_terminal():
                 return RunStatus.SUCCEEDED if status == JobStatus.SUCCEEDED else RunStatus.FAILED
             if self.deadline and time.monotonic() - started > self.deadline:
@@ -153,6 +169,11 @@ class JobFollower:
                 logs=self._log_uri(),
             )
         info = self.client.get_job_info(submission_id)
+        failure = setup_failure(info.message)
+        if failure is not None:
+            attempt.error_kind = "user"
+            message = f"run {run_id}: {failure}; see `flyray logs {run_id}`"
+            return RuntimeEnvSetupError(message, run_id=run_id, logs=self._log_uri())
         attempt.error_kind = "infrastructure"
         kind = f" ({info.error_type})" if getattr(info, "error_type", None) else ""
         why = missing_flyray(info.message, shipped=self.executor.settings.ship_flyray)
@@ -164,3 +185,10 @@ class JobFollower:
 
     def _log_uri(self) -> str:
         return self.executor.store.uri("runs", self.run_.record.run_id, "logs", "job.log")
+
+
+def _runtime_env(spec: dict[str, Any]) -> dict[str, Any]:
+    """The job's runtime env, from the manifest's ``runtimeEnvYAML``."""
+    import yaml
+
+    return yaml.safe_load(spec.get("runtimeEnvYAML") or "{}")

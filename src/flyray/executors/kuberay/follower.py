@@ -22,6 +22,7 @@ from flyray.executors.kuberay.models import model_of, track_attempts
 from flyray.executors.kuberay.pods import ClusterPods, PodFailure, pod_error
 from flyray.executors.kuberay.session import RAYJOBS, KubeSession
 from flyray.executors.kuberay.watch import ClusterReadiness, ObjectWatch, wait_deleted
+from flyray.plugins.ray.envsetup import building
 from flyray.store.record import RunStatus, utc_now
 
 __all__ = ["DELETE_WAIT_S", "Follower", "kept_for"]
@@ -58,6 +59,7 @@ class Follower:
         self.pod_log = ""  # a section of the run's log: the end of that container's log
         self._watch: ObjectWatch | None = None
         self.started = time.monotonic()
+        self.installs = building(_runtime_env(run.manifest))
 
     def run(self) -> RunStatus:
         executor, run = self.executor, self.run_
@@ -105,6 +107,7 @@ class Follower:
                 elapsed = time.monotonic() - self.started
                 for line in self.model.progress(previous, current, elapsed=elapsed):
                     self.report(line)
+                self._say_building(previous, current, elapsed)
                 self._track(current)
                 if current.deployment == "Initializing" and current.cluster:
                     self.readiness.follow(current.cluster)
@@ -121,6 +124,17 @@ class Follower:
         if self.pod_failure is not None:  # the watch was stopped for it
             raise self.pod_failure
         raise AssertionError("unreachable: the watch only ends with DELETED")  # pragma: no cover
+
+    def _say_building(self, previous: Any, current: Any, elapsed: float) -> None:
+        """A job that turns PENDING with pip/uv/conda in its runtime env waits for Ray to
+        build that env on the cluster: say so (its RUNNING line then shows how long it took)."""
+        pending = getattr(current, "job_status", "") == "PENDING"
+        if self.installs and pending and getattr(previous, "job_status", "") != "PENDING":
+            job = f"Ray job {current.job_id}" if current.job_id else "Ray job"
+            self.report(
+                f"{job} PENDING: Ray is building its runtime env ({self.installs}) "
+                f"on the cluster ({elapsed:.0f} s)"
+            )
 
     def _pod_failed(self, failure: PodFailure, log: str | None) -> None:
         """A container of the cluster cannot run (from the pods' thread): end the following."""
@@ -258,3 +272,10 @@ def kept_for(manifest: dict[str, Any]) -> int:
     if manifest["kind"] != RAYJOBS.kind or not spec.get("shutdownAfterJobFinishes"):
         return 0
     return int(spec.get("ttlSecondsAfterFinished") or 0)
+
+
+def _runtime_env(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A RayJob's runtime env (``runtimeEnvYAML``); ``{}`` for a batch Job or none."""
+    import yaml
+
+    return yaml.safe_load(manifest.get("spec", {}).get("runtimeEnvYAML") or "{}") or {}

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flyray.errors import TaskError, TaskTimeoutError
+from flyray.errors import RuntimeEnvSetupError, TaskError, TaskTimeoutError
+from flyray.plugins.ray.envsetup import setup_failure
 from flyray.store.record import RunStatus
 
 __all__ = [
@@ -249,8 +250,17 @@ def failure_error(
 ) -> TaskError:
     """The error of a failed run: the task's own error (``ErrorInfo``) first when it raised.
 
-    A ``DeadlineExceeded`` RayJob is a ``TaskTimeoutError``.
+    A ``DeadlineExceeded`` RayJob is a ``TaskTimeoutError``; a job whose runtime env Ray could
+    not build (the operator's message is Ray's) a ``RuntimeEnvSetupError`` quoting pip.
     """
+    env_failure = setup_failure(snapshot.message) if error is None else None
+    if env_failure is not None:  # the job never started: pip's own lines say why
+        return RuntimeEnvSetupError(
+            f"run {run_id} of task {task_name} failed: {snapshot.ref}: {env_failure}; "
+            f"see `flyray logs {run_id}`",
+            run_id=run_id,
+            logs=logs,
+        )
     why = explain(snapshot, spec=spec)
     if error is None and snapshot.reason == "AppFailed":
         why += (

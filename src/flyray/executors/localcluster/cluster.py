@@ -27,6 +27,8 @@ Also found: Ray replaces ``--node-ip-address=127.0.0.1`` by the machine's own ad
 advertises e.g. 192.0.2.2), but it listens on all interfaces, so 127.0.0.1 addresses work; and a
 SIGTERM to ``ray start --block`` first drains the node for up to 30 s (set by
 ``RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S``, which these nodes get as 0 unless ``env`` says else).
+A runtime env whose pip install fails is tried once (``RUNTIME_ENV_RETRY_TIMES=1`` unless set):
+Ray's default of 3 tries triples the time to an error that trying again does not fix.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from flyray.executors.localcluster.raystart import (
     transient_failure,
 )
 from flyray.executors.localcluster.reaper import release_guard, start_guard
+from flyray.plugins.ray.envsetup import ENV_SETUP_TRIES
 
 __all__ = ["START_ATTEMPTS", "LocalRayCluster"]
 
@@ -252,6 +255,7 @@ class LocalRayCluster:
         """The environment of every node: ours, ``env``, then this cluster's auth variables."""
         env = dict(os.environ)
         env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"  # a local node has nothing to drain
+        env.setdefault(*ENV_SETUP_TRIES)  # a failed pip install fails the job at once
         env.update(self._env)
         for name in _CLIENT_VARS:
             env.pop(name, None)

@@ -7,7 +7,6 @@ changed after construction is still checked.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from flyray.config.names import check_dns1123_label
 from flyray.config.pod_template import PodTemplate, as_pod_template
 from flyray.config.resources import Resources
 from flyray.errors import ConfigError
+from flyray.plugins.ray.runtime_env import check_runtime_env
 from flyray.warn import FlyrayWarning
 
 __all__ = [
@@ -210,7 +210,7 @@ class RayJobConfig:
             _check_type("autoscaler_options", self.autoscaler_options, AutoscalerOptionsConfig)
         _check_ttl(self.ttl_seconds_after_finished, self.shutdown_after_job_finishes)
         _check_pre_running_deadline(self.pre_running_deadline_seconds)
-        _check_runtime_env(self.runtime_env)
+        check_runtime_env(self.runtime_env)
         if self.address is not None:
             _check_address(self.address)
             if self.reuse_cluster:
@@ -318,19 +318,6 @@ def _check_pre_running_deadline(seconds: object) -> None:
     if seconds is not None:
         why = " (seconds for the cluster to be ready and the job running)"
         _check_whole_number("pre_running_deadline_seconds", seconds, 1, why)
-
-
-def _check_runtime_env(runtime_env: object) -> None:
-    if runtime_env is None:
-        return
-    if not isinstance(runtime_env, dict):
-        raise ConfigError("runtime_env", runtime_env, "must be a dict (a Ray runtime_env)")
-    try:
-        json.dumps(runtime_env, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(
-            "runtime_env", runtime_env, f"must be JSON-serialisable ({exc})"
-        ) from None
 
 
 def _check_address(address: object) -> None:

@@ -11,7 +11,7 @@ import warnings
 from typing import Any, ClassVar
 
 from flyray.config.policies import ReusePolicy
-from flyray.errors import BadConfigurationError, SubmissionError
+from flyray.errors import BadConfigurationError, RuntimeEnvSetupError, SubmissionError
 from flyray.manifest.kuberay import kuberay_config
 from flyray.plugins.ray.config import (
     AutoscalerOptions,
@@ -20,12 +20,14 @@ from flyray.plugins.ray.config import (
     RayJobConfig,
     WorkerNodeConfig,
 )
+from flyray.plugins.ray.envsetup import ENV_SETUP_TRIES, building, setup_failure
 from flyray.plugins.ray.errors import first_paragraph, ray_client_sends_token, ray_error
 from flyray.plugins.ray.request import ray_request
 from flyray.plugins.ray.resources import local_ray_resources
+from flyray.plugins.ray.runtime_env import resolve_runtime_env
 from flyray.task.base import FunctionTask
 from flyray.task.context import in_cluster
-from flyray.task.envvars import RUN_ENV_VARS
+from flyray.task.envvars import RUN_ENV_VARS, set_env_vars
 from flyray.warn import FlyrayWarning
 
 # The spec imports the config classes from this module too.
@@ -89,6 +91,7 @@ class RayFunctionTask(FunctionTask):
                 _RAY.join(self.name, params)
                 return {}
             self._init_ray(ray, params)
+            _build_runtime_env(ray, params.get("runtime_env"))
             _RAY.started(params)
         return {}
 
@@ -110,8 +113,11 @@ class RayFunctionTask(FunctionTask):
         """``ray.init``; a cluster that cannot be joined is a flyray error, not the task's."""
         address = self.plugin_config.address or os.environ.get("RAY_ADDRESS")
         started = time.monotonic()
+        name, value = ENV_SETUP_TRIES
+        tries = {name: value} if address is None and name not in os.environ else {}
         try:
-            ray.init(**init_params)
+            with set_env_vars(tries):  # inherited by the processes of a new local Ray
+                ray.init(**init_params)
         except Exception as exc:
             action = f"connect (waited {time.monotonic() - started:.0f} s)"
             if address is None:  # a new local Ray: nothing to join
@@ -142,7 +148,9 @@ class RayFunctionTask(FunctionTask):
     def describe_pre(self) -> str:
         """What ``pre`` is doing, for progress displays."""
         address = self.plugin_config.address or os.environ.get("RAY_ADDRESS")
-        return f"Connecting to Ray at {address}" if address else "Starting Ray"
+        doing = f"Connecting to Ray at {address}" if address else "Starting Ray"
+        installs = building(self.plugin_config.runtime_env)
+        return f"{doing} and building its runtime env ({installs})" if installs else doing
 
     def runtime_env(self) -> dict[str, Any]:
         """The runtime_env ``pre`` passes to ``ray.init``: the config's, plus the environment's
@@ -153,7 +161,8 @@ class RayFunctionTask(FunctionTask):
         the Ray job already carries are left out: they apply to this driver and its workers
         already, and Ray refuses a driver runtime_env that repeats them.
         """
-        env = dict(self.plugin_config.runtime_env or {})
+        config_env = self.plugin_config.runtime_env
+        env = dict(config_env or {}) if in_cluster() else resolve_runtime_env(config_env)
         env_vars = {**(self.env.env_vars or {}), **RUN_ENV_VARS.get()}  # the run's win
         if env_vars:
             env["env_vars"] = {**env.get("env_vars", {}), **env_vars}
@@ -271,6 +280,24 @@ def _check_reuse_policy(policy: ReusePolicy | None, config: RayJobConfig) -> Non
             "is ignored when a reuse policy is set; use ReusePolicy(idle_ttl=...) to control "
             "when the shared RayCluster is shut down",
         )
+
+
+def _build_runtime_env(ray: Any, runtime_env: dict[str, Any] | None) -> None:
+    """Have Ray build the env's pip/uv/conda part now, with a tiny task: else the first task
+    of the user's code would wait for it, and fail only there. A failure stops the Ray that
+    ``pre`` just started and says what the installer said."""
+    if building(runtime_env) is None:
+        return
+
+    @ray.remote(num_cpus=0)
+    def runtime_env_probe() -> None:
+        return None
+
+    try:
+        ray.get(runtime_env_probe.remote())
+    except ray.exceptions.RuntimeEnvSetupError as exc:
+        ray.shutdown()
+        raise RuntimeEnvSetupError(setup_failure(str(exc)) or str(exc)) from None
 
 
 def _job_runtime_env() -> dict[str, Any]:

@@ -14,7 +14,8 @@ reaches a pod (the operator's way to a dashboard).
 Its log server answers the API server's ``/containerLogs/<ns>/<pod>/<container>``
 (``pods/log``; ``follow``, ``tailLines`` and ``previous`` included) over TLS, and accepts only a
 client certificate of the session's CA (the API server's). It polls (a list every ``POLL_S``),
-so it needs no watch.
+so it needs no watch. Pods have no route out; an egress proxy on the bridge (``egress.py``,
+``PIP_PROXY`` in every container) lets a runtime env's pip reach the package index.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 from flyray.sandbox.certs import Credentials
 from flyray.sandbox.pods.apiservice import ApiService
+from flyray.sandbox.pods.egress import EgressProxy
 from flyray.sandbox.pods.launch import tmp_binds
 from flyray.sandbox.pods.net import PodNetwork
 from flyray.sandbox.pods.runner import CLUSTER_DOMAIN, HOST_IP, RunningPod
@@ -57,6 +59,7 @@ class ProcessKubelet:
         self.api_service: ApiService | None = None
         self.namespace = namespace
         self.network = PodNetwork()
+        self.egress: EgressProxy | None = None  # pip's way out (PIP_PROXY), from open()
         # outside /tmp, which every pod replaces by its own: a run store here is shared
         remove_orphan_dirs()
         self.dir = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-", dir=DIR_PARENT))
@@ -83,6 +86,7 @@ class ProcessKubelet:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         try:
             self.network.open()
+            self.egress = EgressProxy(self.network.gateway).open()
             self._register_node()
             self.api_service = ApiService.read(self.core, self.server)
         except BaseException:
@@ -106,6 +110,8 @@ class ProcessKubelet:
             self._server.shutdown()
             self._server.server_close()
         finally:
+            if self.egress is not None:
+                self.egress.close()
             self.network.close()  # kills whatever is left in the pods' namespaces
             if not keep_dir:
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -209,6 +215,7 @@ class ProcessKubelet:
             service_hosts=lambda: self.service_hosts,
             binds=self.binds,
             api_service=self.api_service,
+            node_env={"PIP_PROXY": self.egress.url} if self.egress else {},
         )
         with self._lock:
             self.pods[metadata["uid"]] = running

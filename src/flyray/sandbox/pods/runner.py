@@ -86,6 +86,7 @@ class RunningPod:
     api_service: ApiService | None = None  # the ``kubernetes`` Service, reached from the pod
     api_proxy: TcpProxy | None = None  # its ClusterIP in the pod's namespace, while it runs
     volumes: ProjectedVolumes | None = None  # the service-account token, ca.crt, namespace
+    node_env: dict[str, str] = field(default_factory=dict)  # every container's, e.g. PIP_PROXY
     net: PodNet | None = None
     seen_pids: set[int] = field(default_factory=set)  # every process seen in the pod
     init: list[Container] = field(default_factory=list)
@@ -227,6 +228,7 @@ class RunningPod:
             "HOME": str(home),
             "HOSTNAME": self.hostname,
             "LANG": "C.UTF-8",
+            **self.node_env,
         }
         base.update(self.api_service.env() if self.api_service else {})
         pod = {**self.pod, "status": self._status()["status"]}  # fieldRefs read podIP

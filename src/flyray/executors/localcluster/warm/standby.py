@@ -42,6 +42,7 @@ from typing import Any
 
 from flyray.errors import FlyrayError
 from flyray.executors.base import ProgressCallback
+from flyray.plugins.ray.envsetup import building
 
 __all__ = [
     "Standby",
@@ -59,6 +60,7 @@ DRIVER_MODULE = "flyray.executors.localcluster.warm.standby_driver"
 READY_TIMEOUT_S = 60.0  # how long a run waits for a claimed standby's driver to get ready
 SOCKET_POLL_S = 0.02  # how often it looks for the driver's socket meanwhile,
 STATUS_POLL_S = 1.0  # and how often it asks whether the standby's job has ended instead
+BUILDING_EVERY_S = 5.0  # how often a wait for a standby whose runtime env Ray builds says so
 REPLY_TIMEOUT_S = 10.0  # how long the driver may take to take the run
 _PER_RUN = "working_dir"  # the runtime-env field that differs between runs on a warm cluster
 
@@ -157,14 +159,19 @@ def claim(temp_dir: str, runtime_env: Mapping[str, Any]) -> Standby | None:
     return None
 
 
-def hand_over(standby: Standby, client: Any, message: Mapping[str, Any]) -> str | None:
+def hand_over(
+    standby: Standby,
+    client: Any,
+    message: Mapping[str, Any],
+    report: ProgressCallback | None = None,
+) -> str | None:
     """Give ``message`` (attempt, argv, working_dir) to the standby's driver; why not, or None.
 
     Waits for the driver to be ready while its job goes on. A standby that could not take the
     run is stopped: it was claimed, so it would wait for nobody.
     """
     try:
-        why = _wait_ready(standby, client)
+        why = _wait_ready(standby, client, report or (lambda line: None))
         if why is None:
             why = _send(standby.socket, message)
     finally:
@@ -198,7 +205,7 @@ class StandbyJobs:
                 "argv": shlex.split(entrypoint),
                 "working_dir": runtime_env[_PER_RUN],
             }
-            why = hand_over(standby, self.client, message)
+            why = hand_over(standby, self.client, message, self.report)
             if why is None:
                 self.report(f"job {submission_id} runs as standby job {standby.submission_id}")
                 return standby.submission_id
@@ -254,10 +261,17 @@ def _shared(runtime_env: Mapping[str, Any]) -> str:
     return json.dumps(shared, sort_keys=True)
 
 
-def _wait_ready(standby: Standby, client: Any) -> str | None:
-    """Wait for the driver's socket while its job goes on; why it will not come, or None."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    status_due = 0.0
+def _wait_ready(standby: Standby, client: Any, report: ProgressCallback) -> str | None:
+    """Wait for the driver's socket while its job goes on; why it will not come, or None.
+
+    While the job is PENDING with pip/uv/conda in its runtime env, Ray is building that env:
+    the wait says so and does not count towards READY_TIMEOUT_S (a large install may take
+    minutes, and giving up would only start the same build again).
+    """
+    began = time.monotonic()
+    deadline = began + READY_TIMEOUT_S
+    status_due, building_due = 0.0, began + BUILDING_EVERY_S
+    installs = building(standby.runtime_env)
     while not standby.socket.exists():
         now = time.monotonic()
         if now > deadline:
@@ -266,6 +280,14 @@ def _wait_ready(standby: Standby, client: Any) -> str | None:
             status = client.get_job_status(standby.submission_id)
             if status.is_terminal():
                 return f"its job ended {status.value}"
+            if installs and status.value == "PENDING":
+                deadline = time.monotonic() + READY_TIMEOUT_S
+                if now >= building_due:
+                    report(
+                        f"standby job {standby.submission_id} PENDING: Ray is building its "
+                        f"runtime env ({installs}), {now - began:.0f} s"
+                    )
+                    building_due = now + BUILDING_EVERY_S
             status_due = now + STATUS_POLL_S
         time.sleep(SOCKET_POLL_S)
     return None
