@@ -89,3 +89,15 @@ def scale_out_and_in(timeout: float = 180.0) -> dict:
         "after": workers(),
         "scale_down_s": round(time.monotonic() - idle_since, 1),
     }
+
+
+@autoscaling_env.task
+def hold_two_workers(timeout: float = 180.0) -> None:
+    """Keep both workers busy (a third party never arrives) until the caller is killed."""
+    rendezvous = Rendezvous.remote(3)
+    held = [meet.remote(rendezvous) for _ in range(2)]
+    deadline = time.monotonic() + timeout
+    while workers() < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)  # polls the condition (both nodes up) until the deadline
+    print(f"holding {workers()} workers until the caller is killed", flush=True)
+    ray.get(held)

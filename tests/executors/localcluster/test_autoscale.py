@@ -25,7 +25,7 @@ from flyray.executors.localcluster.autoscale.watch import watch_autoscaling
 from flyray.executors.localcluster.topology import new_cluster
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
-from tests.procs import wait_until, wait_until_gone, wait_until_sessions_end
+from tests.procs import node_sessions, wait_until, wait_until_gone, wait_until_sessions_end
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +102,31 @@ def test_a_transient_cluster_scales_out_on_demand_and_in_when_idle(tmp_path):
     assert wait_until_sessions_end(seen.nodes) == []
     assert wait_until_gone(record.cluster["temp_dir"]) == []
     assert not Path(record.cluster["temp_dir"]).exists()
+
+
+def test_a_killed_cli_leaves_the_autoscaled_workers_to_the_guard(tmp_path):
+    """`kill -9` of `flyray run`: its guard stops the head and the autoscaler's workers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYRAY_")}
+    env.update(FLYRAY_RUN_STORE=str(tmp_path / "runs"), FLYRAY_CLUSTERS_DIR=str(tmp_path / "c"))
+    cmd = [FLYRAY, "run", "--mode", "local-cluster", "--fresh", TASKS, "hold_two_workers"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "holding 2 workers" in line:
+            break
+    (record,) = RunStore(str(tmp_path / "runs")).list_records()
+    temp_dir = record.cluster["temp_dir"]
+    workers = {r.pid: r.start for r in read_records(temp_dir) if r.pid}
+    assert len(workers) == 2, "".join(seen)
+    proc.kill()
+    proc.wait(timeout=10)
+    proc.stderr.close()
+    assert wait_until_sessions_end([*workers, *node_sessions(record.cluster["nodes"])], 30) == []
+    assert wait_until_gone(temp_dir, 30) == []
+    assert not Path(temp_dir).exists()
 
 
 def test_a_warm_cluster_scales_out_and_in_and_lists_its_workers(tmp_path):
