@@ -1,8 +1,10 @@
-"""Shared fixtures: one real Ray cluster for the whole session, and a clean environment."""
+"""Shared fixtures: one real Ray cluster and one real S3 API for the whole session, and a clean
+environment."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -13,6 +15,7 @@ import pytest
 
 from flyray.executors.localcluster.cluster import LocalRayCluster
 from flyray.executors.localcluster.raystart import NodeSpec
+from tests.s3server import S3Server
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +31,31 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
     )
     with cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 (``tests/s3server.py``); its log stays in the temp dir."""
+    server = S3Server.start("127.0.0.1", tmp_path_factory.mktemp("s3") / "moto.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket of ``s3_server``, whose credentials and endpoint are in the environment.
+
+    Set in os.environ, they reach every process a test starts: Ray nodes, job drivers and
+    Ray's runtime-env agent, which downloads an ``s3://`` working_dir with boto3.
+    """
+    for name in list(os.environ):
+        if name.startswith("AWS_") and name != "AWS_CA_BUNDLE":
+            monkeypatch.delenv(name)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server.create_bucket(f"flyray-{secrets.token_hex(4)}")
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flyray.errors import FlyrayError, TaskLoadError
+from flyray.store.runstore import ErrorInfo
 from flyray.task.base import FunctionTask
 from flyray.task.context import IN_CLUSTER_ENV
 
-__all__ = ["command", "enter_bundle", "find_task", "main"]
+__all__ = ["command", "enter_bundle", "find_task", "main", "version_skew"]
 
 
 def command(
@@ -70,10 +71,13 @@ def find_task(task_file: str, task_name: str) -> FunctionTask:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the task once and store its outputs (exit 0) or its error (exit 1)."""
     from flyray._aio import run_sync
-    from flyray.store.runstore import ErrorInfo, RunStore
+    from flyray.store.runstore import RunStore
 
     args = _parser().parse_args(argv)
     os.environ[IN_CLUSTER_ENV] = "1"
+    skew = version_skew()
+    if skew:
+        print(f"flyray.entrypoint: warning: {skew}", file=sys.stderr)
     store = RunStore(args.store)
     started = False
     try:
@@ -86,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.write_outputs(args.run_id, result)
     except BaseException as exc:
         _report(exc, before_task=not started)
+        if skew:
+            print(f"flyray.entrypoint: note: {skew}", file=sys.stderr)
         try:
-            store.write_error(args.run_id, ErrorInfo.from_exception(exc))
+            store.write_error(args.run_id, _error_info(ErrorInfo.from_exception(exc), skew))
         except Exception:
             print("flyray.entrypoint: could not store the error:", file=sys.stderr)
             traceback.print_exc()
@@ -95,6 +101,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # stopped from outside: keep Python's exit for it
         return 1  # also for SystemExit: a run without outputs did not succeed
     return 0
+
+
+def version_skew() -> str | None:
+    """A sentence when this flyray differs from the caller's (passed in the job's env), else None.
+
+    Shipped with the job (the default), flyray is the caller's own; a cluster with flyray
+    installed and shipping off may have another version, which may read the run's inputs or
+    the task's config differently.
+    """
+    from flyray._version import __version__
+    from flyray.executors.shipping import CALLER_VERSION_ENV, SHIPPED_ENV
+
+    caller = os.environ.get(CALLER_VERSION_ENV)
+    if not caller or caller == __version__:
+        return None
+    import flyray
+
+    where = Path(flyray.__file__).parent
+    shipped = os.environ.get(SHIPPED_ENV) == "1"
+    todo = (
+        "the cluster's own flyray came first on its Python path although flyray was shipped"
+        if shipped
+        else "turn shipping on (drop --no-ship-flyray, or ship_flyray = true) or install "
+        f"flyray=={caller} on the cluster"
+    )
+    return f"this cluster's flyray is {__version__} (at {where}), the caller's is {caller}: {todo}"
 
 
 def enter_bundle(uri: str, parent: Path | None = None) -> Path:
@@ -115,6 +147,15 @@ def enter_bundle(uri: str, parent: Path | None = None) -> Path:
     os.chdir(folder)
     sys.path.insert(0, str(folder))
     return folder
+
+
+def _error_info(info: ErrorInfo, skew: str | None) -> ErrorInfo:
+    """The stored error; with a version skew, its traceback text ends with a note about it."""
+    if not skew:
+        return info
+    import dataclasses
+
+    return dataclasses.replace(info, traceback=f"{info.traceback}(flyray: {skew})\n")
 
 
 def _report(exc: BaseException, *, before_task: bool) -> None:

@@ -125,8 +125,9 @@ def test_the_manifest_is_the_one_a_run_submits(project, store_dir):
     executor.submit(load_task(str(project / "tasks.py"), "train"), (), {"n": 3}, run_id="r1")
     submitted = RunStore(store_dir).read_manifest("r1")
     assert rendered == submitted
-    working_dir = yaml.safe_load(yaml.safe_load(submitted)["spec"]["runtimeEnvYAML"])["working_dir"]
-    assert [p.as_uri() for p in (Path(store_dir) / "bundles").iterdir()] == [working_dir]
+    runtime_env = yaml.safe_load(yaml.safe_load(submitted)["spec"]["runtimeEnvYAML"])
+    stored = sorted(p.as_uri() for p in (Path(store_dir) / "bundles").iterdir())
+    assert stored == sorted([runtime_env["working_dir"], *runtime_env["py_modules"]])
 
 
 def test_a_task_on_an_existing_cluster_is_a_job_that_fetches_the_bundle(project, store_dir):

@@ -118,3 +118,13 @@ def test_accelerator_label_must_be_a_label_key(tmp_path, bad):
         Settings.load(cwd=tmp_path, environ={}, overrides={"accelerator_label": bad})
     assert info.value.field == "accelerator_label (from flag)"
     assert "label key" in info.value.rule
+
+
+def test_ship_flyray_is_on_unless_turned_off(tmp_path):
+    assert Settings.load(cwd=tmp_path, environ={}).ship_flyray is True
+    off = Settings.load(cwd=tmp_path, environ={"FLYRAY_SHIP_FLYRAY": "0"})
+    assert off.ship_flyray is False and off.sources["ship_flyray"] == "env FLYRAY_SHIP_FLYRAY"
+    (tmp_path / "pyproject.toml").write_text("[tool.flyray]\nship_flyray = false\n")
+    assert Settings.load(cwd=tmp_path, environ={}).ship_flyray is False
+    flagged = Settings.load(cwd=tmp_path, environ={}, overrides={"ship_flyray": True})
+    assert flagged.ship_flyray is True

@@ -220,6 +220,12 @@ def secrets() -> tuple[Any, dict[str, Any]]:
     return task, {}
 
 
+def store_secret() -> tuple[Any, dict[str, Any]]:
+    """The run store's credentials from a Secret (envFrom), next to a task secret."""
+    config = RayJobConfig(worker_node_config=[WorkerNodeConfig(group_name="workers")])
+    return make_task(config, secrets=["hf-token"]), {"store_secret": "flyray-run-store"}
+
+
 CASES = {
     "spec_example": spec_example,
     "several_groups": several_groups,
@@ -231,6 +237,7 @@ CASES = {
     "long_names": long_names,
     "kuberay_1_0": kuberay_1_0,
     "secrets": secrets,
+    "store_secret": store_secret,
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+import flyray
 from flyray import ConfigError, TaskEnvironment
 from flyray.config.settings import Settings
 from flyray.executors.base import RunOptions
@@ -62,7 +63,8 @@ def test_a_rayjob_gets_the_runs_labels_annotations_service_account_and_env_vars(
     pods = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
     assert [pod["template"]["spec"]["serviceAccountName"] for pod in pods] == ["ray-runner"] * 2
     env = yaml.safe_load(manifest["spec"]["runtimeEnvYAML"])["env_vars"]
-    assert env == {"ENV_VAR": "env", "RUN_VAR": "run", "BOTH": "run"}
+    own = {"FLYRAY_CALLER_VERSION": flyray.__version__, "FLYRAY_SHIPPED": "1"}  # shipping.py
+    assert env == {"ENV_VAR": "env", "RUN_VAR": "run", "BOTH": "run", **own}
     assert schema_errors(manifest) == [] and operator_violations(manifest) == []
 
 

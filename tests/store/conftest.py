@@ -1,4 +1,5 @@
-"""Fixtures for the run store: stores on a path, a file:// URI and fsspec's memory, projects."""
+"""Fixtures for the run store: stores on a path, a file:// URI, fsspec's memory and a real S3
+API (moto's server, ``tests/s3server.py``), and projects."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ def store(tmp_path: Path) -> RunStore:
     return RunStore(tmp_path / "store")
 
 
-@pytest.fixture(params=["path", "file-uri", "memory"])
+@pytest.fixture(params=["path", "file-uri", "memory", "s3"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
-    """The same store API over a local path, a ``file://`` URI and ``memory://``."""
-    if request.param == "path":
+    """The same store API over a local path, a ``file://`` URI, ``memory://`` and ``s3://``."""
+    if request.param == "s3":
+        yield RunStore(f"s3://{request.getfixturevalue('s3_bucket')}/flyray")
+    elif request.param == "path":
         yield RunStore(str(tmp_path / "store"))
     elif request.param == "file-uri":
         yield RunStore((tmp_path / "store").as_uri())

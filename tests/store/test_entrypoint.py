@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import flyray
 from flyray.entrypoint import command
 from flyray.store import RunStore, create_bundle
 
@@ -133,3 +134,28 @@ def test_runs_from_an_unpacked_bundle(
     done = _run(unpacked / "bundle", store, "r7", "plain_env.add", file=bundle.task_file)
     assert done.returncode == 0, done.stderr
     assert store.read_outputs("r7")["sum"] == 2
+
+
+def test_a_caller_with_another_flyray_is_reported(
+    make_project: ProjectFactory, store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLYRAY_CALLER_VERSION", "0.0.1")
+    monkeypatch.setenv("FLYRAY_SHIPPED", "0")
+    root = make_project(FILES)
+    store.write_inputs("r9", (7,), {})
+    done = _run(root, store, "r9", "plain_env.boom")
+    assert done.returncode == 1
+    skew = f"this cluster's flyray is {flyray.__version__}"
+    assert f"warning: {skew}" in done.stderr and "the caller's is 0.0.1" in done.stderr
+    assert "install flyray==0.0.1 on the cluster" in done.stderr
+    error = store.read_error("r9")
+    assert error is not None and error.message == "bad x: 7"  # the task's own message stays
+    assert skew in error.traceback
+
+
+def test_the_same_flyray_says_nothing(make_project: ProjectFactory, store: RunStore, monkeypatch):
+    monkeypatch.setenv("FLYRAY_CALLER_VERSION", flyray.__version__)
+    root = make_project(FILES)
+    store.write_inputs("r10", (2,), {"b": 3})
+    done = _run(root, store, "r10", "plain_env.add")
+    assert done.returncode == 0 and "flyray is" not in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,19 @@ def test_list_records_newest_first(any_store: RunStore) -> None:
         any_store.save_record(record)
     any_store.write_inputs("rd", (), {})  # a run folder without a record yet: not listed
     assert [r.run_id for r in any_store.list_records()] == ["rb", "ra", "rc"]
+
+
+def test_s3_a_run_recorded_by_another_client_is_listed_at_once(s3_server, s3_bucket) -> None:
+    """The store lists without fsspec's listing cache: drivers and other callers write too."""
+    store = RunStore(f"s3://{s3_bucket}/flyray")
+    store.save_record(RunRecord(run_id="mine", task="env.fn", mode="cluster"))
+    assert [r.run_id for r in store.list_records()] == ["mine"]
+    theirs = RunRecord(run_id="theirs", task="env.fn", mode="cluster")
+    theirs.created_at = "2099-01-01T00:00:00.000000+00:00"
+    body = json.dumps(theirs.to_dict()).encode()
+    s3_server.client().put_object(Bucket=s3_bucket, Key="flyray/runs/theirs/record.json", Body=body)
+    assert [r.run_id for r in store.list_records()] == ["theirs", "mine"]
+    assert [r.run_id for r in RunStore(store.root).list_records()] == ["theirs", "mine"]
 
 
 def test_inputs_outputs_and_errors(any_store: RunStore) -> None:

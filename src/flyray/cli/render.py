@@ -27,6 +27,7 @@ def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, 
             "run_store": options["run_store"],
             "image": options["image"],
             "kuberay_version": options["kuberay_version"],
+            "store_secret": options["store_secret"],
         }
     )
     manifest = render_kube_manifest(
@@ -61,12 +62,18 @@ def _render_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, 
     help="Ray image [default: the `image` setting, else rayproject/ray for this Ray and Python].",
 )
 @run_store_option
+@click.option(
+    "--store-secret",
+    metavar="SECRET",
+    help="The Kubernetes Secret whose keys the pods get as env vars (the run store's credentials).",
+)
 @click.option("--run-id", default=None, help="The run's id [default: a new one].")
 def render(
     output: str,
     kuberay_version: str | None,
     image: str | None,
     run_store: str | None,
+    store_secret: str | None,
     run_id: str | None,
 ) -> None:
     """Print the RayJob manifest a run of TASK from FILE would create.

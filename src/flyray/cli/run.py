@@ -30,6 +30,8 @@ def _run_task(options: dict[str, Any], task: FunctionTask, kwargs: dict[str, Any
             context=options["context"],
             kuberay_version=options["kuberay_version"],
             shared_run_store=True if options["shared_run_store"] else None,
+            ship_flyray=options["ship_flyray"],
+            store_secret=options["store_secret"],
             detach=options["detach"],
             skip_version_check=options["skip_version_check"],
             fresh=options["fresh"],
@@ -106,6 +108,18 @@ def _task_failed(task: Any, exc: BaseException) -> int:
     "--shared-run-store",
     is_flag=True,
     help="kuberay mode: the run store path is shared storage the cluster's pods mount too.",
+)
+@click.option(
+    "--ship-flyray/--no-ship-flyray",
+    default=None,
+    help="cluster and kuberay modes: send flyray with the job, so the cluster needs only Ray "
+    "[default: the ship_flyray setting, on]; off for clusters with flyray installed.",
+)
+@click.option(
+    "--store-secret",
+    metavar="SECRET",
+    help="kuberay mode: the Kubernetes Secret whose keys the pods get as env vars (the run "
+    "store's credentials).",
 )
 @click.option(
     "--skip-version-check", is_flag=True, help="Run even if the cluster's versions differ."

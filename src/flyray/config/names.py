@@ -38,6 +38,19 @@ def check_dns1123_label(field: str, name: object) -> str:
     return name
 
 
+def check_dns1123_subdomain(field: str, name: object) -> str:
+    """Accept a Kubernetes object name such as a Secret's: DNS-1123 labels joined by '.'."""
+    labels = name.split(".") if isinstance(name, str) else [None]
+    if len(str(name)) > 253 or not all(label and _DNS1123_LABEL.match(label) for label in labels):
+        raise ConfigError(
+            field,
+            name,
+            "must be a Kubernetes object name (DNS-1123 subdomain): at most 253 lowercase "
+            "letters, digits, '-' or '.', each part starting and ending with a letter or digit",
+        )
+    return name  # type: ignore[return-value]
+
+
 def dns1123_name(name: str, *, max_length: int = 63) -> str:
     """Derive a DNS-1123 label from any name; a hash suffix keeps truncated names distinct."""
     label = _NOT_DNS.sub("-", name.lower()).strip("-") or "x"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from flyray.config.names import check_dns1123_subdomain
 from flyray.errors import ConfigError
 
 __all__ = [
@@ -37,7 +38,7 @@ DEFAULT_ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 DEFAULT_ACCELERATOR_PARTITION_LABEL = "k8s.amazonaws.com/gpu-partition-size"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
-_FLAGS = ("shared_run_store",)  # yes/no settings
+_FLAGS = ("shared_run_store", "ship_flyray")  # yes/no settings
 _SECONDS = ("cluster_idle_timeout",)  # durations > 0; every other setting is a string
 _LABEL_KEYS = ("accelerator_label", "accelerator_partition_label")  # Kubernetes label keys
 _LABEL_KEY = re.compile(
@@ -51,12 +52,18 @@ class Settings:
 
     ``namespace`` and ``context`` pick where kuberay runs go (default: the kubeconfig's current
     context and its namespace); ``shared_run_store`` states that a run store on a local path is
-    mounted at the same path in the cluster's pods, so kuberay mode may use it.
+    mounted at the same path in the cluster's pods, so kuberay mode may use it;
+    ``ship_flyray`` sends flyray and the packages its job driver needs with every cluster and
+    kuberay job (runtime env ``py_modules``), so that a cluster needs only Ray: turn it off for
+    clusters with flyray installed (docs/existing-clusters.md).
     ``clusters_dir`` holds the registry of warm local clusters; ``cluster_idle_timeout`` is how
     long (seconds) a warm cluster may go unused before its keeper stops it. ``remote_mode`` is
     the mode that Flyte's ``mode="remote"`` (or ``mode = "remote"``) runs in.
     ``accelerator_label`` and ``accelerator_partition_label`` are the node labels a Ray pod
     with a GPU type ("T4:1") or a MIG partition is steered with (see docs/gpus.md).
+    ``store_secret`` names a Kubernetes Secret in the pods' namespace whose keys become
+    environment variables (``envFrom``) of every Ray container, the submitter and a batch
+    Job's pod: the run store's credentials (``AWS_ACCESS_KEY_ID``...), never read by flyray.
     """
 
     mode: str = "local"
@@ -67,11 +74,13 @@ class Settings:
     address: str | None = None
     context: str | None = None
     shared_run_store: bool = False
+    ship_flyray: bool = True
     clusters_dir: str = DEFAULT_CLUSTERS_DIR
     cluster_idle_timeout: float = DEFAULT_CLUSTER_IDLE_TIMEOUT
     kuberay_version: str = DEFAULT_KUBERAY_VERSION
     accelerator_label: str = DEFAULT_ACCELERATOR_LABEL
     accelerator_partition_label: str = DEFAULT_ACCELERATOR_PARTITION_LABEL
+    store_secret: str | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -86,6 +95,9 @@ class Settings:
                 where = f"{name} (from {self.sources.get(name, 'default')})"
                 rule = "must be a Kubernetes label key such as 'cloud.google.com/gke-accelerator'"
                 raise ConfigError(where, getattr(self, name), rule)
+        if self.store_secret is not None:
+            where = f"store_secret (from {self.sources.get('store_secret', 'default')})"
+            check_dns1123_subdomain(where, self.store_secret)
 
     @classmethod
     def names(cls) -> list[str]:

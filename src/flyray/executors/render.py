@@ -41,9 +41,11 @@ def render_for_run(
     ``namespace`` goes into the RayJob's metadata (kuberay mode creates it there); the
     ``kuberay_version`` setting picks the fields written; ``mode`` is the run's (the
     environment's ``Image`` is realised for it); the run's ``options`` add env vars, labels,
-    annotations and the pods' service account. The container image: the environment's own,
+    annotations and the pods' service account; the ``store_secret`` setting (kuberay only)
+    gives the pods the run store's credentials. The container image: the environment's own,
     else the ``image`` setting (``--image``), else the official Ray image (``default_image_for``).
     Without ``store_bundle`` nothing is written: the manifest names the bundle's URI all the same.
+    flyray ships itself with the job (``executors/shipping.py``).
     """
     from flyray.plugins.ray.request import ray_request
 
@@ -95,7 +97,14 @@ def render_kube_manifest(
         request, run_id=run_id, store=store, fetch=True, store_bundle=store_bundle
     )
     image = settings.image or default_image_for(request.image)
-    job = render_job(request, run_id=run_id, command=command, image=image, namespace=namespace)
+    job = render_job(
+        request,
+        run_id=run_id,
+        command=command,
+        image=image,
+        namespace=namespace,
+        store_secret=settings.store_secret,
+    )
     return apply_run_options(
         job,
         labels=options.labels,
@@ -118,6 +127,7 @@ def _render_rayjob(
 ) -> dict[str, Any]:
     """The run's RayJob: its bundle (stored if ``store_bundle``), entrypoint, image, options."""
     from flyray.config.ray_images import ray_version
+    from flyray.executors.shipping import job_env_vars, job_py_modules
     from flyray.manifest.images import default_image_for
     from flyray.manifest.rayjob import render_rayjob
     from flyray.manifest.runmeta import apply_run_options
@@ -125,17 +135,22 @@ def _render_rayjob(
     bundle, command = _bundle_and_command(
         request, run_id=run_id, store=store, fetch=False, store_bundle=store_bundle
     )
+    py_modules = job_py_modules(
+        request, store=store, settings=settings, mode=mode, write=store_bundle
+    )
     manifest = render_rayjob(
         request,
         run_id=run_id,
         entrypoint=command,
         image=settings.image or default_image_for(request.image),
         working_dir=bundle.uri,
-        env_vars=options.env_vars,
+        py_modules=py_modules,
+        env_vars={**job_env_vars(settings, mode), **(options.env_vars or {})},
         namespace=namespace,
         kuberay_version=settings.kuberay_version,
         ray_version=ray_version(),
         mode=mode,
+        store_secret=settings.store_secret if mode == "kuberay" else None,
     )
     return apply_run_options(
         manifest,

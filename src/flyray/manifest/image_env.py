@@ -249,7 +249,7 @@ def _refusal(where: str, mode: str, image: Image, calls: list[str]) -> str:
     return (
         f"{where}: its Image needs an image build, which flyray does not do ({mode} mode "
         f"runs the image as it is): {'; '.join(calls)}. Build the image yourself (from "
-        f"{_base_hint(image)}, plus flyray and what these calls add), push it and pass "
+        f"{_base_hint(image)}, plus what these calls add), push it and pass "
         "Image.from_base('registry/image:tag'); move Python packages to with_pip_packages or "
         "with_requirements, and code into the task's project, which flyray ships"
     )

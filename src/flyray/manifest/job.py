@@ -21,7 +21,7 @@ from flyray.manifest.labels import ADDRESS_ANNOTATION
 from flyray.manifest.names import run_metadata
 from flyray.manifest.pod import resource_requirements
 from flyray.manifest.request import RayJobRequest
-from flyray.manifest.secrets import add_secret_files
+from flyray.manifest.secrets import add_env_from_secret, add_secret_files
 from flyray.manifest.serialization import clean
 
 __all__ = ["CONTAINER_NAME", "render_job"]
@@ -38,6 +38,7 @@ def render_job(
     command: Sequence[str],
     image: str,
     namespace: str | None = None,
+    store_secret: str | None = None,
 ) -> dict[str, Any]:
     """A ``batch/v1`` Job whose one pod runs ``command`` against the task's Ray address.
 
@@ -45,6 +46,7 @@ def render_job(
     ``retries`` become the Job's ``backoffLimit`` (a new pod each time) and its ``timeout`` the
     Job's ``activeDeadlineSeconds``, which Kubernetes counts over every attempt together. The
     Image's env vars go on the container; its pip packages would need a build (no Ray job).
+    ``store_secret``: a Secret the pod gets as ``envFrom`` (the run store's credentials).
     """
     address = request.address
     if address is None:
@@ -66,6 +68,7 @@ def render_job(
         or None,
         "resources": resource_requirements(request.resources, None) or None,
     }
+    add_env_from_secret(container, store_secret)
     pod_spec = {
         "restartPolicy": "Never",
         "serviceAccountName": request.service_account,

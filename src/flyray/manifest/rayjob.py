@@ -31,7 +31,7 @@ from flyray.manifest.kuberay import (
 )
 from flyray.manifest.names import run_metadata
 from flyray.manifest.request import RayJobRequest
-from flyray.manifest.secrets import add_secret_env, add_secret_files
+from flyray.manifest.secrets import add_env_from_secret, add_secret_env, add_secret_files
 from flyray.manifest.serialization import clean
 
 __all__ = ["refuse_existing_cluster", "render_rayjob"]
@@ -47,17 +47,22 @@ def render_rayjob(
     entrypoint: Sequence[str],
     image: str,
     working_dir: str | None = None,
+    py_modules: Sequence[str] | None = None,
     env_vars: Mapping[str, str] | None = None,
     namespace: str | None = None,
     kuberay_version: str = LATEST_KUBERAY_VERSION,
     ray_version: str,
     mode: str = "kuberay",
+    store_secret: str | None = None,
 ) -> dict[str, Any]:
     """A complete ``ray.io/v1`` ``RayJob`` that runs ``entrypoint`` on the task's cluster.
 
     ``image`` goes on every Ray container that names none; ``working_dir`` and ``env_vars``
-    join the task's runtime env (later sources win). ``kuberay_version`` picks the dialect;
-    ``mode`` (the one the RayJob is for) decides what the environment's ``Image`` may ask.
+    join the task's runtime env (later sources win); ``py_modules``, when given, replaces the
+    runtime env's list (the executor's: flyray's site bundle, then the user's as URIs).
+    ``kuberay_version`` picks the dialect; ``mode`` (the one the RayJob is for) decides what
+    the environment's ``Image`` may ask.
+    ``store_secret``: a Secret every Ray container and the submitter get as ``envFrom``.
     """
     version = target_version(kuberay_version)
     refuse_existing_cluster(request)
@@ -66,16 +71,24 @@ def render_rayjob(
         image=_check_text("image", image),
         ray_version=ray_version,
         secrets=request.secrets,
+        store_secret=store_secret,
     )
     cluster.update(auth_fields(version, ray_version))
     spec: dict[str, Any] = {
         "entrypoint": _entrypoint(entrypoint),
         "rayClusterSpec": cluster,
-        "submitterPodTemplate": _submitter_template(cluster, request.secrets),
+        "submitterPodTemplate": _submitter_template(cluster, request.secrets, store_secret),
         "shutdownAfterJobFinishes": request.shutdown_after_job_finishes,
         "ttlSecondsAfterFinished": request.ttl_seconds_after_finished,
         **runtime_env_fields(
-            _runtime_env(request, working_dir=working_dir, env_vars=env_vars, mode=mode), version
+            _runtime_env(
+                request,
+                working_dir=working_dir,
+                py_modules=py_modules,
+                env_vars=env_vars,
+                mode=mode,
+            ),
+            version,
         ),
         **deadline_fields(request, version, kuberay_version),
         **pre_running_fields(request, version, kuberay_version),
@@ -105,7 +118,12 @@ def refuse_existing_cluster(request: RayJobRequest) -> None:
 
 
 def _cluster_spec(
-    cluster: dict[str, Any], *, image: str, ray_version: str, secrets: Sequence[Secret]
+    cluster: dict[str, Any],
+    *,
+    image: str,
+    ray_version: str,
+    secrets: Sequence[Secret],
+    store_secret: str | None,
 ) -> dict[str, Any]:
     """``rayClusterSpec`` with the Ray version, image, secrets on every Ray container, ports."""
     cluster["rayVersion"] = _check_text("ray_version", ray_version)
@@ -115,6 +133,7 @@ def _cluster_spec(
         if not container.get("image"):
             container["image"] = image
         add_secret_env(container, secrets)
+        add_env_from_secret(container, store_secret)
         add_secret_files(group["template"]["spec"], secrets)
         if not container.get("ports"):
             container.pop("ports", None)  # KubeRay then uses its default ports
@@ -122,12 +141,14 @@ def _cluster_spec(
     return cluster
 
 
-def _submitter_template(cluster: dict[str, Any], secrets: Sequence[Secret]) -> dict | None:
-    """With secrets, KubeRay's default submitter pod plus them; else None (the default).
+def _submitter_template(
+    cluster: dict[str, Any], secrets: Sequence[Secret], store_secret: str | None
+) -> dict | None:
+    """With secrets or a store Secret, KubeRay's default submitter pod plus them; else None.
 
     KubeRay fills in the submitter's command when the template gives none.
     """
-    if not secrets:
+    if not secrets and store_secret is None:
         return None
     container = {
         "name": "ray-job-submitter",
@@ -138,6 +159,7 @@ def _submitter_template(cluster: dict[str, Any], secrets: Sequence[Secret]) -> d
         },
     }
     add_secret_env(container, secrets)
+    add_env_from_secret(container, store_secret)
     spec = {"restartPolicy": "Never", "containers": [container]}
     add_secret_files(spec, secrets)
     return {"spec": spec}
@@ -159,6 +181,7 @@ def _runtime_env(
     request: RayJobRequest,
     *,
     working_dir: str | None,
+    py_modules: Sequence[str] | None,
     env_vars: Mapping[str, str] | None,
     mode: str,
 ) -> dict[str, Any]:
@@ -176,6 +199,8 @@ def _runtime_env(
     env = merge_image_env(copy.deepcopy(request.runtime_env), image_env, where=where)
     if working_dir is not None:
         env["working_dir"] = _check_text("working_dir", working_dir)
+    if py_modules is not None:
+        env["py_modules"] = [_check_text("py_modules[]", uri) for uri in py_modules]
     merged = {
         **env.get("env_vars", {}),
         **request.env_vars,

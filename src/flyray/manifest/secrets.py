@@ -1,4 +1,5 @@
-"""A task's secrets on its pods: ``secretKeyRef`` env vars, and files where Flyte mounts them.
+"""A task's secrets on its pods: ``secretKeyRef`` env vars, and files where Flyte mounts them;
+the run store's Secret as ``envFrom`` (every key an env var, e.g. ``AWS_ACCESS_KEY_ID``).
 
 Only references are written: a secret's value is never read.
 """
@@ -10,7 +11,20 @@ from typing import Any
 
 from flyray.config.secrets import Secret
 
-__all__ = ["add_secret_env", "add_secret_files"]
+__all__ = ["add_env_from_secret", "add_secret_env", "add_secret_files"]
+
+
+def add_env_from_secret(container: dict[str, Any], name: str | None) -> None:
+    """Every key of Secret ``name`` as an env var of ``container`` (``envFrom: secretRef``).
+
+    Kubernetes applies ``envFrom`` before ``env``, so the container's own variables win.
+    """
+    if name is None:
+        return
+    sources = container.setdefault("envFrom", [])
+    ref = {"secretRef": {"name": name}}
+    if ref not in sources:
+        sources.append(ref)
 
 
 def add_secret_env(container: dict[str, Any], secrets: Sequence[Secret]) -> None:

@@ -1,9 +1,10 @@
 """The sandbox's supervisor: ``python -m flyray.sandbox.serve FOLDER``, started by ``up``.
 
-It builds (or finds) the binaries, starts the control plane, the KubeRay operator (watching
-``kuberay-pods``) and the process kubelet, writes ``state.json``, and runs until SIGTERM; then
-it stops everything in reverse order. It owns all of it: killed outright, its watchdog
-removes what it started. Its output (one line a step) is ``serve.log``, which ``up`` shows.
+It builds (or finds) the binaries and the stock image's virtualenv, starts the control plane,
+the KubeRay operator (watching ``kuberay-pods``) and the process kubelet, writes ``state.json``,
+and runs until SIGTERM; then it stops everything in reverse order. It owns all of it: killed
+outright, its watchdog removes what it started. Its output (one line a step) is ``serve.log``,
+which ``up`` shows.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 
 import yaml
 
+from flyray.config.ray_images import ray_version
 from flyray.sandbox.build import ensure_binaries
 from flyray.sandbox.controlplane import RealKube
 from flyray.sandbox.crds import kuberay_crd_dir
 from flyray.sandbox.operator import OPERATOR_VERSION, PODS_NAMESPACE, KubeRayOperator
 from flyray.sandbox.owner import Owner, clean
 from flyray.sandbox.pods.kubelet import ProcessKubelet
+from flyray.sandbox.rayvenv import ray_venv
 from flyray.sandbox.state import READY_LINE, STATE_FILE, SandboxState
 
 __all__ = ["main", "serve"]
@@ -42,6 +45,8 @@ def serve(folder: Path) -> None:
     stops: list[Callable[[], None]] = []  # newest last
     try:
         bin_dir = ensure_binaries(say=say)
+        say("sandbox: the virtualenv of the stock rayproject/ray image (Ray alone, no flyray)")
+        ray_venv(ray_version(), image=True, on_progress=lambda line: say(f"sandbox: {line}"))
         crds = kuberay_crd_dir(OPERATOR_VERSION)
         say("sandbox: starting etcd, kube-apiserver and kube-controller-manager")
         kube = RealKube(bin_dir, crds, workdir=controlplane).start()

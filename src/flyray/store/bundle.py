@@ -27,6 +27,7 @@ import io
 import os
 import stat
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,7 @@ __all__ = [
     "pack_bundle",
     "project_root",
     "unpack_bundle",
+    "zip_entries",
 ]
 
 BUNDLE_TOP = "bundle"  # the single top-level folder of every bundle zip
@@ -94,7 +96,7 @@ def pack_bundle(
             " (by .gitignore or flyray's excludes); remove it from those"
         )
     _check_size(root, files, max_bytes)
-    data = _zip(root, files)
+    data = zip_entries(files)
     sha = hashlib.sha256(data).hexdigest()
     uri = store.uri("bundles", f"{sha}.zip")
     return Bundle(uri=uri, sha256=sha, size=len(data), root=root, task_file=rel_task), data
@@ -212,15 +214,18 @@ def _human_size(size: int) -> str:
     return f"{size / 2**10:.1f} KiB" if size < 2**20 else f"{size / 2**20:.1f} MiB"
 
 
-def _zip(root: Path, files: dict[str, Path]) -> bytes:
-    """The deterministic zip of ``files``, every entry under BUNDLE_TOP/."""
+def zip_entries(entries: Mapping[str, Path | bytes], *, top: str = BUNDLE_TOP) -> bytes:
+    """The deterministic zip of ``entries`` ({posix path: file or content}), each under ``top/``.
+
+    Shared by code bundles, site bundles and zipped ``py_modules`` (store.sitebundle).
+    """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for rel, path in sorted(files.items()):
-            info = zipfile.ZipInfo(f"{BUNDLE_TOP}/{rel}", date_time=_EPOCH)
+        for rel, source in sorted(entries.items()):
+            info = zipfile.ZipInfo(f"{top}/{rel}", date_time=_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # Unix, so that Ray restores external_attr as a file mode
-            executable = path.stat().st_mode & stat.S_IXUSR
+            executable = isinstance(source, Path) and source.stat().st_mode & stat.S_IXUSR
             info.external_attr = (stat.S_IFREG | (0o755 if executable else 0o644)) << 16
-            archive.writestr(info, path.read_bytes())
+            archive.writestr(info, source.read_bytes() if isinstance(source, Path) else source)
     return buffer.getvalue()

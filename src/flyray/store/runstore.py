@@ -87,7 +87,9 @@ class RunStore:
         if "://" not in text:
             text = str(Path(text).expanduser().absolute())
         self.root = text
-        self._fs, self._base = url_to_fs(text)
+        # Other processes write here too (drivers, other callers): never list from a cache.
+        options = {"use_listings_cache": False} if "://" in text else {}
+        self._fs, self._base = url_to_fs(text, **options)
         self._base = self._base.rstrip("/") or "/"
 
     def __repr__(self) -> str:

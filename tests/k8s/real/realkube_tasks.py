@@ -103,3 +103,22 @@ no_ray = flyray.TaskEnvironment(
 @no_ray.task
 def ray_not_found() -> None:
     """Never runs: its head cannot start Ray."""
+
+
+@head_only.task
+def where_it_runs() -> dict:
+    """The driver's Python, where its flyray came from, and whether that Python has its own."""
+    import subprocess
+    import sys
+
+    plain = subprocess.run(
+        [sys.executable, "-c", "import flyray"],
+        env={"PATH": "/usr/bin:/bin"},  # no PYTHONPATH, so no shipped py_modules: the venv alone
+        capture_output=True,
+        check=False,
+    )
+    return {
+        "python": sys.executable,
+        "flyray": flyray.__file__,
+        "venv_has_flyray": plain.returncode == 0,
+    }

@@ -352,3 +352,16 @@ def test_a_run_outlives_an_operator_restart(
     assert "Complete: job finished" in err, seen + err
     assert only_record(pods_env).status is RunStatus.SUCCEEDED
     _nothing_left(objects, process_kubelet, _pod_pids(process_kubelet))
+
+
+def test_the_stock_image_runs_in_a_ray_only_venv_with_flyray_shipped(pods_env, objects):
+    """The default image rayproject/ray:X maps to a virtualenv with Ray alone; flyray comes
+    with the job (the site bundle in py_modules), not from the pods' Python."""
+    from flyray.config.ray_images import ray_version
+    from flyray.sandbox.rayvenv import ray_venv
+
+    venv = ray_venv(ray_version(), image=True)
+    seen = run("where_it_runs", namespace=PODS_NAMESPACE).result()
+    assert Path(seen["python"]).parent == venv / "bin", seen
+    assert "/runtime_resources/py_modules_files/" in seen["flyray"], seen
+    assert seen["venv_has_flyray"] is False, seen

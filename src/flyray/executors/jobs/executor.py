@@ -65,10 +65,14 @@ class JobExecutor(Executor):
         """Bundle the code, render the manifest, store inputs, manifest and a PENDING record.
 
         A run id the run store already holds is refused: its record would be overwritten.
+        An object store that does not answer (refused, bad credentials, no bucket) is refused
+        first, before anything is written or started (``store.preflight``).
         """
         from flyray.manifest.serialization import dump_yaml
+        from flyray.store.preflight import check_reachable
 
         self.check(task)
+        check_reachable(self.store)
         self._check_new(run_id)
         manifest = self.render(task, run_id, options or RunOptions())
         record = RunRecord(

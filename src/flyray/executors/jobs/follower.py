@@ -17,6 +17,7 @@ from typing import Any
 from flyray.errors import NonRecoverableError, RayClusterError, TaskError, TaskTimeoutError
 from flyray.executors.base import ProgressCallback
 from flyray.executors.jobs.run import JobRun, RunKeeper
+from flyray.executors.shipping import missing_flyray
 from flyray.store.record import Attempt, RunStatus, utc_now
 
 __all__ = ["FAST_POLL_SECONDS", "POLL_SECONDS", "JobFollower"]
@@ -154,9 +155,10 @@ class JobFollower:
         info = self.client.get_job_info(submission_id)
         attempt.error_kind = "infrastructure"
         kind = f" ({info.error_type})" if getattr(info, "error_type", None) else ""
+        why = missing_flyray(info.message, shipped=self.executor.settings.ship_flyray)
         message = (
             f"Ray job {submission_id} of run {run_id} ended {info.status.value}{kind}: "
-            f"{info.message}; see `flyray logs {run_id}`"
+            f"{why or info.message}; see `flyray logs {run_id}`"
         )
         return TaskError(message, run_id=run_id, logs=self._log_uri())
 

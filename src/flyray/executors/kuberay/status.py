@@ -255,7 +255,8 @@ def failure_error(
     if error is None and snapshot.reason == "AppFailed":
         why += (
             "; flyray's entrypoint stored no error, so the driver failed before the task ran: "
-            "does the image have flyray, and the same Ray and Python as here?"
+            "does the image have the same Ray and Python as here, and flyray when shipping "
+            "it with the job is off (--no-ship-flyray)?"
         )
     return run_error(
         snapshot.ref,

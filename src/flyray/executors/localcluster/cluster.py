@@ -89,6 +89,7 @@ class LocalRayCluster:
         start_timeout: float = 120.0,
         on_progress: Callable[[int, int], None] | None = None,
         on_retry: Callable[[str], None] | None = None,
+        ray_executable: str | None = None,
         autoscaling: AutoscalingPlan | None = None,
     ) -> None:
         """Describe the cluster; nothing starts before ``start()``.
@@ -98,8 +99,10 @@ class LocalRayCluster:
         at stop(), unless start() failed (its logs are then kept for the error message).
         ``env`` adds variables to the nodes' environment. ``client_server=False`` only skips
         waiting for the Ray Client server: `ray start --head` always runs one (here on a free port).
-        ``on_progress(up, total)`` hears of nodes coming up, ``on_retry(line)`` of a node
-        started again; ``start_timeout`` bounds the start, counted again from each retry.
+        ``ray_executable`` is the `ray` CLI that starts the nodes (default: the one beside this
+        interpreter), e.g. another virtualenv's. ``on_progress(up, total)`` hears of nodes
+        coming up, ``on_retry(line)`` of a node started again; ``start_timeout`` bounds the
+        start, counted again from each retry.
         ``autoscaling`` runs Ray's autoscaler on the head (``autoscale``): it then owns the
         workers, these first ones too, and may stop and start them while the cluster runs.
         """
@@ -121,6 +124,7 @@ class LocalRayCluster:
         self.start_timeout = start_timeout
         self._root = root
         self._env = dict(env or {})
+        self._ray_executable = ray_executable
         self._on_progress = on_progress
         self._on_retry = on_retry
         self._state = "new"
@@ -274,7 +278,9 @@ class LocalRayCluster:
         With autoscaling, the head gets the autoscaler's config and the workers are recorded
         as the autoscaler's instances (``autoscale.launch``).
         """
-        argv = node.argv(gcs_address=self.gcs_address, dashboard=self.dashboard)
+        argv = node.argv(
+            gcs_address=self.gcs_address, dashboard=self.dashboard, ray=self._ray_executable
+        )
         env = self._node_env()
         if self._autoscaling is None:
             node.launch(argv, env)

@@ -230,11 +230,14 @@ class Node:
     def _attempt_log(self, attempt: int, suffix: str) -> Path:
         return self.log_dir / f"{self.spec.name}.attempt{attempt}{suffix}"
 
-    def argv(self, *, gcs_address: str, dashboard: bool) -> list[str]:
-        """The `ray start --block` command line; a worker joins the head at ``gcs_address``."""
+    def argv(self, *, gcs_address: str, dashboard: bool, ray: str | None = None) -> list[str]:
+        """The `ray start --block` command line; a worker joins the head at ``gcs_address``.
+
+        ``ray`` is the `ray` CLI to start (default: this interpreter's environment's).
+        """
         p = self.ports
         argv = [
-            _ray_executable(),
+            ray or _ray_executable(),
             "start",
             "--block",
             "--node-ip-address=127.0.0.1",

@@ -1,18 +1,20 @@
 """One pod of the process kubelet, its containers run as local processes.
 
-The pod gets a network namespace (``net.py``) and a folder on the host (outside ``/tmp``):
-a home, a private ``/tmp`` and a log file a container. Each container is
-``ip netns exec <netns> unshare --uts sh -c '<set the hostname, mount the private /tmp>' ...``
-running the container's own command and args with the environment ``spec.py`` resolves,
-in a process group of its own; ``ray`` and ``python`` are those of this virtualenv (first on
-``PATH``), the image is not used. A virtualenv (or its base interpreter, or a source folder
-on ``sys.path``) under ``/tmp`` is bound into the private ``/tmp`` at the same path, so the
-pod finds it wherever it lives. Init containers run first, one after the other. Readiness
-probes (``httpGet``, ``tcpSocket`` from the host to the pod's address, ``exec`` inside the pod)
-run with the pod's own delays, periods and thresholds; a container without one is ready once
-started. The pod's status is written through the API (``pods/status``) whenever it changes.
-Stopping a pod sends SIGTERM to each container's process group, waits at most the grace
-period, then SIGKILLs every process left in the pod's network namespace and removes it.
+The pod gets a network namespace (``net.py``) and a folder on the host (outside ``/tmp``): a
+home, a private ``/tmp`` and a log file a container. Each container is ``ip netns exec <netns>
+unshare --uts sh -c '<set the hostname, mount the private /tmp>' ...`` running the container's
+own command and args with the environment ``spec.py`` resolves, in a process group of its own;
+``ray`` and ``python`` are those of this virtualenv (first on ``PATH``), except for a stock
+``rayproject/ray:X`` image: its containers get a cached virtualenv with ``ray[default]==X`` and
+what that image adds, and no flyray (``sandbox/rayvenv.py``), as a real cluster on the stock
+image has. A virtualenv (or its base interpreter, or a source folder on ``sys.path``) under
+``/tmp`` is bound into the private ``/tmp`` at the same path, so the pod finds it wherever it
+lives. Init containers run first, one after the other. Readiness probes (``httpGet``,
+``tcpSocket`` from the host to the pod's address, ``exec`` inside the pod) run with the pod's
+own delays, periods and thresholds; a container without one is ready once started. The pod's
+status is written through the API (``pods/status``) whenever it changes. Stopping a pod sends
+SIGTERM to each container's process group, waits at most the grace period, then SIGKILLs every
+process left in the pod's network namespace and removes it.
 
 A container that exits is restarted as a kubelet does under ``restartPolicy: Always`` (the
 API server's default, which KubeRay keeps for RayCluster pods in K8sJobMode) or, after a
@@ -49,6 +51,7 @@ from flyray.sandbox.pods.container import Container, Probe, now
 from flyray.sandbox.pods.launch import IP, LAUNCH, MOUNT, PRIVATE_ROOT, SH, SYSTEM_PATH, UNSHARE
 from flyray.sandbox.pods.net import PodNet, PodNetwork, write_hosts
 from flyray.sandbox.pods.spec import PodSpecError, container_argv, container_env
+from flyray.sandbox.rayvenv import image_bin_dir
 
 __all__ = ["CLUSTER_DOMAIN", "HOST_IP", "RunningPod", "pod_fqdn"]
 
@@ -198,8 +201,9 @@ class RunningPod:
             place = private_tmp / path.relative_to(PRIVATE_ROOT)
             place.mkdir(parents=True, exist_ok=True)
             binds += [str(path), str(place)]
+        bin_dir = image_bin_dir(container.spec.get("image")) or Path(sys.executable).parent
         base = {
-            "PATH": f"{Path(sys.executable).parent}:{SYSTEM_PATH}",
+            "PATH": f"{bin_dir}:{SYSTEM_PATH}",
             "HOME": str(home),
             "HOSTNAME": self.hostname,
             "LANG": "C.UTF-8",

@@ -61,20 +61,30 @@ class Lease:
 
 
 def declared_manifest(task: FunctionTask, settings: Settings) -> dict[str, Any]:
-    """The RayJob of ``task`` without a run (no bundle, no inputs): its cluster is what counts."""
+    """The RayJob of ``task`` without a run (no bundle, no inputs): its cluster is what counts.
+
+    Its runtime env has what flyray ships with every job (``executors/shipping.py``, stored in
+    the run store now), as a run's has, so that the run's cluster key is this one.
+    """
     from flyray.config.ray_images import ray_version
+    from flyray.executors.shipping import job_env_vars, job_py_modules
     from flyray.manifest.images import default_image_for
     from flyray.manifest.rayjob import render_rayjob
     from flyray.plugins.ray.request import ray_request
+    from flyray.store.runstore import RunStore
 
     request = ray_request(task)
+    store = RunStore(settings.run_store_path())
+    mode = "local-cluster"
     return render_rayjob(
         request,
         run_id="warm",
         entrypoint=["true"],
         image=settings.image or default_image_for(request.image),
+        py_modules=job_py_modules(request, store=store, settings=settings, mode=mode, write=True),
+        env_vars=job_env_vars(settings, mode),
         ray_version=ray_version(),
-        mode="local-cluster",
+        mode=mode,
     )
 
 
