@@ -49,7 +49,7 @@ def test_list_shows_the_warm_clusters(registry):
 def test_list_shows_a_cluster_kept_for_its_ttl(registry):
     add(registry, "r1a2b3c", state="kept", source="run r1a2b3c (env.task)")
     output = invoke("cluster", "list").output
-    assert re.search(r"r1a2b3c +kept +3 +run r1a2b3c \(env.task\) .* in 5\d s", output), output
+    assert re.search(r"r1a2b3c +kept +3 +- +run r1a2b3c \(env.task\) .* in 5\d s", output), output
 
 
 def test_down_of_an_unknown_name_says_which_clusters_exist(registry):

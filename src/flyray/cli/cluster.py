@@ -193,11 +193,15 @@ def _kube_session(namespace: str | None, context: str | None) -> Any:
 
 
 def local_table(entries: list[WarmCluster]) -> Table:
-    """One row per warm local cluster: name, state, nodes, source, dashboard, use, stop."""
+    """One row per warm local cluster: name, state, nodes, workers, source, dashboard, use, stop.
+
+    ``workers`` is each autoscaled group's workers up and its target (``cpu 1/2``), else "-".
+    """
     from flyray.executors.localcluster.warm.keeper import idle_at, in_use
 
     table = Table(box=None, pad_edge=False)
-    for column in ("name", "state", "nodes", "from", "dashboard", "last used", "stops"):
+    columns = ("name", "state", "nodes", "workers", "from", "dashboard", "last used", "stops")
+    for column in columns:
         table.add_column(column, no_wrap=True)
     now = time.time()
     for entry in entries:
@@ -211,12 +215,23 @@ def local_table(entries: list[WarmCluster]) -> Table:
             Text(entry.name),
             Text(entry.state),
             Text(str(entry.nodes)),
+            Text(_workers(entry)),
             Text(entry.source),
             Text(entry.dashboard_url),
             Text(f"{_span(now - entry.last_used)} ago"),
             Text(stops),
         )
     return table
+
+
+def _workers(entry: WarmCluster) -> str:
+    """Each autoscaled group's workers up and target ("cpu 1/2, gpu 0/0"), or "-"."""
+    from flyray.executors.localcluster.autoscale.records import alive_node_ports, group_counts
+
+    if not entry.temp_dir:
+        return "-"
+    counts = group_counts(entry.temp_dir, alive_node_ports(entry.temp_dir))
+    return ", ".join(f"{group} {c.up}/{c.target}" for group, c in counts.items()) or "-"
 
 
 def _task_or_environment(file: str, target: str) -> FunctionTask:

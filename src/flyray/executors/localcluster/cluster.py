@@ -41,6 +41,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flyray.errors import ConfigError, NodeStartError
 from flyray.executors.localcluster.health import GcsNodes, jobs_api_ready, port_open
@@ -50,6 +51,7 @@ from flyray.executors.localcluster.procs import (
     kill_strays,
     stop_at_exit,
     terminate_nodes,
+    terminate_under,
 )
 from flyray.executors.localcluster.raystart import (
     MAX_TEMP_DIR_LEN,
@@ -61,6 +63,9 @@ from flyray.executors.localcluster.raystart import (
 )
 from flyray.executors.localcluster.reaper import release_guard, start_guard
 from flyray.plugins.ray.envsetup import ENV_SETUP_TRIES
+
+if TYPE_CHECKING:
+    from flyray.executors.localcluster.autoscale.config import AutoscalingPlan
 
 __all__ = ["START_ATTEMPTS", "LocalRayCluster"]
 
@@ -88,6 +93,7 @@ class LocalRayCluster:
         on_progress: Callable[[int, int], None] | None = None,
         on_retry: Callable[[str], None] | None = None,
         ray_executable: str | None = None,
+        autoscaling: AutoscalingPlan | None = None,
     ) -> None:
         """Describe the cluster; nothing starts before ``start()``.
 
@@ -100,6 +106,8 @@ class LocalRayCluster:
         interpreter), e.g. another virtualenv's. ``on_progress(up, total)`` hears of nodes
         coming up, ``on_retry(line)`` of a node started again; ``start_timeout`` bounds the
         start, counted again from each retry.
+        ``autoscaling`` runs Ray's autoscaler on the head (``autoscale``): it then owns the
+        workers, these first ones too, and may stop and start them while the cluster runs.
         """
         if not head.head:
             raise ConfigError("head.head", head.head, "must be True for the head node")
@@ -129,6 +137,8 @@ class LocalRayCluster:
         self._guard: subprocess.Popen[bytes] | None = None
         self._deadline = 0.0
         self._reported_up = 0
+        self._autoscaling = autoscaling
+        self._managed = {w.name for w in self.workers} if autoscaling is not None else set()
 
     # -- state and addresses ---------------------------------------------------------------
 
@@ -250,6 +260,10 @@ class LocalRayCluster:
         os.fchmod(fd, 0o600)  # also when root held an older token file
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+        if self._autoscaling is not None:
+            from flyray.executors.localcluster.autoscale.launch import record_pending
+
+            record_pending(self.temp_dir, self.workers)
 
     def _node_env(self) -> dict[str, str]:
         """The environment of every node: ours, ``env``, then this cluster's auth variables."""
@@ -263,11 +277,24 @@ class LocalRayCluster:
         return env
 
     def _launch(self, node: Node) -> None:
-        """Start one node, with the flags and environment of this cluster."""
+        """Start one node, with the flags and environment of this cluster.
+
+        With autoscaling, the head gets the autoscaler's config and the workers are recorded
+        as the autoscaler's instances (``autoscale.launch``).
+        """
         argv = node.argv(
             gcs_address=self.gcs_address, dashboard=self.dashboard, ray=self._ray_executable
         )
-        node.launch(argv, self._node_env())
+        env = self._node_env()
+        if self._autoscaling is None:
+            node.launch(argv, env)
+            return
+        from flyray.executors.localcluster.autoscale.launch import launch_head, launch_worker
+
+        if node.spec.head:
+            launch_head(node, argv, env, self._autoscaling, self.gcs_address, self.temp_dir)
+        else:
+            launch_worker(node, argv, env, self.temp_dir)
 
     def _not_up(self) -> tuple[Node, str] | None:
         """The node the start waits for and why, or None once all is up; launches the workers.
@@ -284,7 +311,9 @@ class LocalRayCluster:
             if node.process is None:
                 self._launch(node)
         missing = [
-            n for n in self._nodes if n.ports["node_manager"] not in alive or not n.started()
+            n
+            for n in self._nodes
+            if (n.ports["node_manager"] not in alive or not n.started()) and not self._let_go(n)
         ]
         self._report_up(len(self._nodes) - len(missing))
         if missing:
@@ -305,11 +334,20 @@ class LocalRayCluster:
         """Retry or fail a node that exited; raise NodeStartError once the deadline passed."""
         for node in self._nodes:
             code = node.process.poll() if node.process is not None else None
-            if code is not None:
+            if code is not None and not self._let_go(node):
                 self._exited(node, code)
                 return
         if time.monotonic() > self._deadline:
             raise self._node_error(waiting, f"not up after {self.start_timeout:g} s: {why}")
+
+    def _let_go(self, node: Node) -> bool:
+        """True for a worker that started and then exited: the autoscaler stopped it (idle)."""
+        return (
+            node.spec.name in self._managed
+            and node.started()
+            and node.process is not None
+            and node.process.poll() is not None
+        )
 
     def _exited(self, node: Node, code: int) -> None:
         """Start a node whose `ray start` exited again if that may help, else raise."""
@@ -371,10 +409,15 @@ class LocalRayCluster:
         forget_at_exit(self)
 
     def _terminate(self, timeout: float) -> None:
-        """Stop every node and wait until all its processes (a job's driver too) are gone."""
+        """Stop every node and wait until all its processes (a job's driver too) are gone.
+
+        Then the nodes the autoscaler started (found by their temp dirs, under this
+        cluster's), again until none is left: one may start while the head stops.
+        """
         self._gcs.close()
         self._terminate_nodes(self._nodes, timeout=timeout)
         if self._temp_dir is not None:
+            terminate_under(self._temp_dir, timeout=timeout)
             kill_strays(self.token_path)
 
     def _terminate_nodes(self, nodes: Sequence[Node], *, timeout: float) -> None:
@@ -390,8 +433,13 @@ class LocalRayCluster:
             self._guard = None
 
     def leaders(self) -> dict[int, int]:
-        """{pid: start time} of each node's `ray start`: enough for any process to stop them."""
-        return {n.process.pid: n.started_at for n in self._nodes if n.process is not None}
+        """{pid: start time} of each node's `ray start`: enough for any process to stop them.
+
+        With autoscaling, only the head's: the autoscaler stops and starts the workers, which
+        ``procs.stop_detached`` finds under the temp dir.
+        """
+        nodes = [n for n in self._nodes if n.spec.name not in self._managed]
+        return {n.process.pid: n.started_at for n in nodes if n.process is not None}
 
     def detach(self) -> dict[int, int]:
         """Leave the cluster running past this object (and this process); returns ``leaders()``.
@@ -409,7 +457,8 @@ class LocalRayCluster:
 
     def exited_nodes(self) -> dict[str, int]:
         """{name: exit code} of the nodes whose `ray start` has exited (one of them died)."""
-        codes = {n.spec.name: n.process.poll() for n in self._nodes if n.process is not None}
+        nodes = [n for n in self._nodes if n.spec.name not in self._managed]
+        codes = {n.spec.name: n.process.poll() for n in nodes if n.process is not None}
         return {name: code for name, code in codes.items() if code is not None}
 
 

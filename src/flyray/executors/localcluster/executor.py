@@ -110,6 +110,7 @@ class LocalClusterExecutor(JobExecutor):
 
     def _run_warm(self, run: JobRun, warm: WarmCluster, report: ProgressCallback) -> RunStatus:
         """Follow the job on a warm cluster (its standby driver runs it), which stays up."""
+        from flyray.executors.localcluster.autoscale.watch import watch_autoscaling
         from flyray.executors.localcluster.warm.standby import standby_jobs
 
         cluster = {"dashboard_url": warm.dashboard_url, "gcs_address": warm.gcs_address}
@@ -122,7 +123,10 @@ class LocalClusterExecutor(JobExecutor):
         try:
             with self._recorded(run):
                 client = self.jobs_client(warm.dashboard_url, warm.auth_headers())
-                with standby_jobs(client, warm.temp_dir, report) as jobs:
+                with (
+                    standby_jobs(client, warm.temp_dir, report) as jobs,
+                    watch_autoscaling(warm.temp_dir, report),
+                ):
                     status = self.follow(run, jobs, report)
         finally:
             self.update(run, ended_at=utc_now())
@@ -130,6 +134,7 @@ class LocalClusterExecutor(JobExecutor):
 
     def _run_transient(self, run: JobRun, report: ProgressCallback) -> RunStatus:
         """Start the cluster, run the job (with retries and deadline), tear the cluster down."""
+        from flyray.executors.localcluster.autoscale.watch import watch_autoscaling
         from flyray.executors.localcluster.topology import new_cluster
 
         cluster = new_cluster(run.manifest, report)
@@ -150,7 +155,8 @@ class LocalClusterExecutor(JobExecutor):
                 self.update(run)
                 report(f"cluster ready: dashboard {cluster.dashboard_url}")
                 client = self.jobs_client(cluster.dashboard_url, cluster.auth_headers())
-                status = self._follow_on(cluster, run, client, report)
+                with watch_autoscaling(cluster.temp_dir, report):
+                    status = self._follow_on(cluster, run, client, report)
                 keep = _ttl(run.manifest)
         finally:
             self._end(run, cluster, keep, report)

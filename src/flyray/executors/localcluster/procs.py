@@ -34,11 +34,13 @@ __all__ = [
     "stop_detached",
     "terminate_nodes",
     "terminate_process",
+    "terminate_under",
 ]
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
+_SWEEPS = 3
 TOKEN_FILE = "auth_token"  # a cluster's auth token: <temp dir>/auth_token (see cluster.py)
 
 
@@ -141,12 +143,28 @@ def stop_detached(
     keep_temp_dir: bool = False,
     timeout: float = 5.0,
 ) -> None:
-    """Stop a detached cluster's nodes (``terminate_nodes``) and strays, remove its temp dir."""
+    """Stop a detached cluster's nodes (``terminate_nodes``) and strays, remove its temp dir.
+
+    The nodes are ``leaders`` and every node under ``temp_dir`` (those an autoscaler started).
+    """
     terminate_nodes(leaders, timeout=timeout)
     if temp_dir:
+        terminate_under(temp_dir, timeout=timeout)
         kill_strays(Path(temp_dir) / TOKEN_FILE)
         if not keep_temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def terminate_under(temp_dir: Path | str, *, timeout: float) -> None:
+    """Stop every node whose temp dir is ``temp_dir`` or below (``leaders_under``), until none.
+
+    That finds the workers an autoscaler started; it looks again after each round, for one
+    it started while its head was stopping (three rounds at most).
+    """
+    for _ in range(_SWEEPS):
+        if not (found := leaders_under(temp_dir)):
+            return
+        terminate_nodes(found, timeout=timeout)
 
 
 def kill_strays(token_path: Path | str, *, timeout: float = 10.0) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "NodeSpec",
     "free_port",
     "new_temp_dir",
+    "plan_node",
     "plan_nodes",
     "transient_failure",
 ]
@@ -303,6 +304,11 @@ def plan_nodes(specs: Sequence[NodeSpec], temp_dir: Path, log_dir: Path) -> list
         node_temp_dir = temp_dir / f"n{index}" if index else temp_dir
         nodes.append(Node(spec, _ports(spec, taken), log_dir, node_temp_dir))
     return nodes
+
+
+def plan_node(spec: NodeSpec, temp_dir: Path, log_dir: Path, taken: set[int]) -> Node:
+    """One more node of a running cluster (an autoscaled worker): free ports, not in ``taken``."""
+    return Node(spec, _ports(spec, taken), log_dir, temp_dir)
 
 
 def _ports(spec: NodeSpec, taken: set[int]) -> dict[str, int]:

@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from flyray.executors.localcluster.cluster import LocalRayCluster
 from flyray.executors.localcluster.raystart import NodeSpec
 from flyray.manifest.labels import GROUP_LABEL
 
-__all__ = ["GROUP_RESOURCE_UNITS", "cluster_nodes", "new_cluster"]
+__all__ = ["GROUP_RESOURCE_UNITS", "cluster_nodes", "group_node", "head_node", "new_cluster"]
 
 GROUP_RESOURCE_UNITS = 1000  # per node: enough that the group resource never limits concurrency
 
@@ -37,9 +38,7 @@ def cluster_nodes(manifest: Mapping[str, Any]) -> tuple[NodeSpec, list[NodeSpec]
     cluster = (manifest.get("spec") or {}).get("rayClusterSpec")
     if not cluster:
         raise ManifestError("the RayJob has no rayClusterSpec: there is no cluster to start")
-    if not cluster.get("headGroupSpec"):
-        raise ManifestError("the RayJob's rayClusterSpec has no headGroupSpec")
-    head = _node("head", cluster["headGroupSpec"], head=True)
+    head = head_node(cluster)
     workers = []
     for group in cluster.get("workerGroupSpecs") or []:
         name = group.get("groupName")
@@ -51,16 +50,44 @@ def cluster_nodes(manifest: Mapping[str, Any]) -> tuple[NodeSpec, list[NodeSpec]
     return head, workers
 
 
+def head_node(cluster: Mapping[str, Any]) -> NodeSpec:
+    """The head node of a ``rayClusterSpec``."""
+    if not cluster.get("headGroupSpec"):
+        raise ManifestError("the RayJob's rayClusterSpec has no headGroupSpec")
+    return _node("head", cluster["headGroupSpec"], head=True)
+
+
+def group_node(name: str, group: Mapping[str, Any]) -> NodeSpec:
+    """A worker node of ``group`` (a ``workerGroupSpecs`` entry), named ``name``."""
+    return _node(name, group, group_name=group.get("groupName"))
+
+
 def new_cluster(
     manifest: Mapping[str, Any], report: Callable[[str], None], *, root: Path | None = None
 ) -> LocalRayCluster:
     """The (not yet started) local cluster a manifest declares; nodes coming up are reported.
 
     So is a node started again after a transient failure (one line saying why).
+    With ``enableInTreeAutoscaling``, Ray's autoscaler runs on the head and the workers
+    started first are each group's ``replicas`` within its min and max (``autoscale``).
 
     ``root`` is its temp dir (kept at stop()), else a new /tmp/flyray-* removed at stop().
     """
-    head, workers = cluster_nodes(manifest)
+    from flyray.executors.localcluster.autoscale.config import (
+        autoscaling_enabled,
+        autoscaling_plan,
+    )
+
+    plan = autoscaling_plan(manifest) if autoscaling_enabled(manifest) else None
+    if plan is None:
+        head, workers = cluster_nodes(manifest)
+    else:
+        head = plan.head
+        workers = [
+            replace(group.template, name=f"{group.name}-{index}")
+            for group in plan.groups
+            for index in range(group.replicas)
+        ]
     total = 1 + len(workers)
     return LocalRayCluster(
         head,
@@ -69,6 +96,7 @@ def new_cluster(
         env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
         on_progress=lambda up, _: report(f"nodes up {up}/{total}"),
         on_retry=report,
+        autoscaling=plan,
     )
 
 
