@@ -17,7 +17,6 @@ import flyray
 from flyray.errors import RuntimeEnvSetupError
 from flyray.sandbox.operator import PODS_NAMESPACE
 from flyray.task.loader import load_task
-from tests.k8s.real.test_pods import objects, pods_env  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.realkube, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -32,7 +31,7 @@ def run(name: str, progress: list[str]) -> Any:
     return context.run(load_task(TASKS, name))
 
 
-def test_pip_packages_install_through_the_egress_proxy(pods_env, process_kubelet, objects):  # noqa: F811
+def test_pip_packages_install_through_the_egress_proxy(pods_env, process_kubelet, objects):
     progress: list[str] = []
     started = time.monotonic()
     result = run("joke", progress).result()
@@ -43,7 +42,7 @@ def test_pip_packages_install_through_the_egress_proxy(pods_env, process_kubelet
     assert head.node_env == {"PIP_PROXY": process_kubelet.egress.url}
 
 
-def test_a_missing_package_fails_with_pips_words(pods_env, process_kubelet, objects):  # noqa: F811
+def test_a_missing_package_fails_with_pips_words(pods_env, process_kubelet, objects):
     progress: list[str] = []
     started = time.monotonic()
     with pytest.raises(RuntimeEnvSetupError) as info:
