@@ -34,9 +34,13 @@ from flyray.manifest.request import RayJobRequest
 from flyray.manifest.secrets import add_env_from_secret, add_secret_env, add_secret_files
 from flyray.manifest.serialization import clean
 
-__all__ = ["refuse_existing_cluster", "render_rayjob"]
+__all__ = ["ENV_SETUP_TRIES", "INSTALLERS", "refuse_existing_cluster", "render_rayjob"]
 
 KIND = "RayJob"
+INSTALLERS = ("pip", "uv", "conda")  # runtime env keys that install packages on every node
+# Ray tries a runtime env 3 times by default, which triples the wait for a failed install: the
+# Ray nodes flyray starts (local, local-cluster) or renders (kuberay) try once unless told to.
+ENV_SETUP_TRIES = ("RUNTIME_ENV_RETRY_TIMES", "1")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -74,22 +78,18 @@ def render_rayjob(
         store_secret=store_secret,
     )
     cluster.update(auth_fields(version, ray_version))
+    env = _runtime_env(
+        request, working_dir=working_dir, py_modules=py_modules, env_vars=env_vars, mode=mode
+    )
+    if any(env.get(key) for key in INSTALLERS):
+        _try_env_setup_once(cluster)
     spec: dict[str, Any] = {
         "entrypoint": _entrypoint(entrypoint),
         "rayClusterSpec": cluster,
         "submitterPodTemplate": _submitter_template(cluster, request.secrets, store_secret),
         "shutdownAfterJobFinishes": request.shutdown_after_job_finishes,
         "ttlSecondsAfterFinished": request.ttl_seconds_after_finished,
-        **runtime_env_fields(
-            _runtime_env(
-                request,
-                working_dir=working_dir,
-                py_modules=py_modules,
-                env_vars=env_vars,
-                mode=mode,
-            ),
-            version,
-        ),
+        **runtime_env_fields(env, version),
         **deadline_fields(request, version, kuberay_version),
         **pre_running_fields(request, version, kuberay_version),
         **retry_fields(request, version, kuberay_version),
@@ -139,6 +139,16 @@ def _cluster_spec(
             container.pop("ports", None)  # KubeRay then uses its default ports
     ensure_dashboard_port(head)
     return cluster
+
+
+def _try_env_setup_once(cluster: dict[str, Any]) -> None:
+    """``RUNTIME_ENV_RETRY_TIMES=1`` on every Ray container that does not set it: a failed
+    ``pip`` install then fails the job after one try, with pip's words, not after three."""
+    name, value = ENV_SETUP_TRIES
+    for group in [cluster["headGroupSpec"], *cluster.get("workerGroupSpecs", [])]:
+        env = ray_container(group).setdefault("env", [])
+        if all(entry.get("name") != name for entry in env):
+            env.append({"name": name, "value": value})
 
 
 def _submitter_template(

@@ -14,12 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from flyray.manifest.rayjob import ENV_SETUP_TRIES, INSTALLERS
+
 __all__ = ["ENV_SETUP_TRIES", "INSTALLERS", "building", "setup_failure"]
 
-INSTALLERS = ("pip", "uv", "conda")
-# Set on the Ray processes flyray starts (local mode, local clusters) unless the caller set it:
-# Ray tries a runtime env 3 times by default, which triples the wait for a failed pip install.
-ENV_SETUP_TRIES = ("RUNTIME_ENV_RETRY_TIMES", "1")
 _FAILED = ("Failed to set up runtime environment", "runtime_env setup failed", "RuntimeEnvSetup")
 _OUTPUT = re.compile(r"Last \d+ lines of (?:stdout|stderr|output):\n", re.IGNORECASE)
 _ERROR_LINE = re.compile(r"^\s*(ERROR|error|\u00d7|Because|hint:|CondaError|PackagesNotFound)")
