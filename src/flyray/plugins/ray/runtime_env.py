@@ -180,6 +180,24 @@ def _warn_unknown(key: str) -> None:
 
 def _pip(field: str, value: object, read_files: bool) -> object:
     """``pip``: a list of requirements, a requirements file, or Ray's dict."""
+    return _installer(field, value, read_files, "pip", package_file=True)
+
+
+def _uv(field: str, value: object, read_files: bool) -> object:
+    """``uv``: as ``pip``, with uv's option names; its ``packages`` must be a list."""
+    return _installer(field, value, read_files, "uv", package_file=False)
+
+
+def _installer(
+    field: str, value: object, read_files: bool, tool: str, *, package_file: bool
+) -> object:
+    """``pip`` or ``uv`` (Ray's shapes are the same but for the option names): a list of
+    requirements, a requirements file, or a dict with ``packages`` and the tool's options."""
+    check, version, options = (
+        ("pip_check", "pip_version", "pip_install_options")
+        if tool == "pip"
+        else ("uv_check", "uv_version", "uv_pip_install_options")
+    )
     if isinstance(value, str):
         return _requirements_file(field, value) if read_files else value
     if isinstance(value, list):
@@ -189,46 +207,21 @@ def _pip(field: str, value: object, read_files: bool) -> object:
             field,
             value,
             "must be a list of requirements, a requirements file path, or a dict with "
-            "'packages' (and optional 'pip_check', 'pip_version', 'pip_install_options')",
+            f"'packages' (and optional '{check}', '{version}', '{options}')",
         )
-    _dict_keys(field, value, _PIP_KEYS)
-    _optional(field, value, "pip_check", bool, "must be True or False")
-    _optional(field, value, "pip_version", str, "must be a version specifier string")
-    _options(field, value, "pip_install_options")
+    _dict_keys(field, value, _PIP_KEYS if tool == "pip" else _UV_KEYS)
+    _optional(field, value, check, bool, "must be True or False")
+    _optional(field, value, version, str, "must be a version specifier string")
+    _options(field, value, options)
     packages = value["packages"]
-    if isinstance(packages, str):
+    if isinstance(packages, str) and package_file:
         if read_files:
             value = {**value, "packages": _requirements_file(f"{field}['packages']", packages)}
     elif isinstance(packages, list):
         _strings(f"{field}['packages']", packages, "must be a list of requirement strings")
     else:
-        raise ConfigError(
-            f"{field}['packages']", packages, "must be a list of strings or a requirements file"
-        )
-    return value
-
-
-def _uv(field: str, value: object, read_files: bool) -> object:
-    """``uv``: as ``pip``, with uv's option names; its ``packages`` must be a list."""
-    if isinstance(value, str):
-        return _requirements_file(field, value) if read_files else value
-    if isinstance(value, list):
-        return _strings(field, value, "must be a list of requirement strings")
-    if not isinstance(value, dict):
-        raise ConfigError(
-            field,
-            value,
-            "must be a list of requirements, a requirements file path, or a dict with "
-            "'packages' (and optional 'uv_check', 'uv_version', 'uv_pip_install_options')",
-        )
-    _dict_keys(field, value, _UV_KEYS)
-    _optional(field, value, "uv_check", bool, "must be True or False")
-    _optional(field, value, "uv_version", str, "must be a version specifier string")
-    _options(field, value, "uv_pip_install_options")
-    packages = value["packages"]
-    if not isinstance(packages, list):
-        raise ConfigError(f"{field}['packages']", packages, "must be a list of strings")
-    _strings(f"{field}['packages']", packages, "must be a list of requirement strings")
+        rule = "must be a list of strings" + (" or a requirements file" if package_file else "")
+        raise ConfigError(f"{field}['packages']", packages, rule)
     return value
 
 
