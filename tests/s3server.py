@@ -34,6 +34,17 @@ _ALLOW_ALL = {
 }
 
 
+@dataclass(frozen=True)
+class StoredRun:
+    """One run's keys in the bucket: ``run`` is its folder; the manifest as stored."""
+
+    run_id: str
+    run: str
+    code_bundle: str
+    site_bundle: str
+    manifest: dict[str, Any]
+
+
 @dataclass
 class S3Server:
     """One moto server: its endpoint, the credentials it accepts, its process and log."""
@@ -106,6 +117,31 @@ class S3Server:
             self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         )
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def run_objects(self, bucket: str, prefix: str) -> StoredRun:
+        """The one run stored under ``prefix``: its objects all there, its two bundles named
+        by its manifest (the code bundle as ``working_dir``, flyray's site bundle first in
+        ``py_modules``) and stored content-addressed."""
+        import re
+
+        import yaml
+
+        keys = self.keys(bucket)
+        (record_key,) = [key for key in keys if key.endswith("/record.json")]
+        run_id = record_key.split("/")[-2]
+        run = f"{prefix}/runs/{run_id}"
+        for name in ("record.json", "inputs.pkl", "outputs.pkl", "manifest.yaml", "logs/job.log"):
+            assert f"{run}/{name}" in keys, keys
+        stored = self.client().get_object(Bucket=bucket, Key=f"{run}/manifest.yaml")
+        manifest = yaml.safe_load(stored["Body"].read())
+        env = yaml.safe_load(manifest["spec"]["runtimeEnvYAML"])
+        bundles = []
+        for uri in (env["working_dir"], env["py_modules"][0]):
+            key = uri.removeprefix(f"s3://{bucket}/")
+            assert re.fullmatch(rf"{prefix}/bundles/[0-9a-f]{{64}}\.zip", key), uri
+            assert key in keys, keys
+            bundles.append(key)
+        return StoredRun(run_id, run, *bundles, manifest)
 
     def requests(self) -> list[str]:
         """The request lines the server logged so far ("GET /bucket/key HTTP/1.1" 200)."""

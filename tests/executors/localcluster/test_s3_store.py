@@ -47,16 +47,8 @@ def test_a_local_cluster_run_keeps_everything_in_the_s3_store(s3_server, s3_buck
     assert done.stdout.strip().splitlines()[-1] == "285", done.stdout + done.stderr
     assert s3_server.secret_key not in done.stdout + done.stderr
 
-    keys = s3_server.keys(s3_bucket)
-    (record_key,) = [key for key in keys if key.endswith("/record.json")]
-    run_id = record_key.split("/")[-2]
-    run = f"{PREFIX}/runs/{run_id}"
-    for name in ("record.json", "inputs.pkl", "outputs.pkl", "manifest.yaml", "logs/job.log"):
-        assert f"{run}/{name}" in keys, keys
-    (bundle,) = [key for key in keys if key.startswith(f"{PREFIX}/bundles/")]
-    assert re.fullmatch(rf"{PREFIX}/bundles/[0-9a-f]{{64}}\.zip", bundle), bundle
-    manifest = s3_server.client().get_object(Bucket=s3_bucket, Key=f"{run}/manifest.yaml")
-    assert f"s3://{s3_bucket}/{bundle}" in manifest["Body"].read().decode()
+    stored = s3_server.run_objects(s3_bucket, PREFIX)
+    run_id, run, bundle = stored.run_id, stored.run, stored.code_bundle
     # flyray never GETs a bundle (it HEADs and PUTs it): these are Ray's working_dir downloads
     fetched = [line for line in s3_server.requests() if f"GET /{s3_bucket}/{bundle}" in line]
     assert fetched, s3_server.requests()[-20:]

@@ -112,13 +112,8 @@ def test_the_seed_task_on_pods_with_an_s3_store_and_credentials_from_a_secret(
     assert done.stdout.strip().splitlines()[-1] == "285", done.stdout + done.stderr
     assert pods_s3.secret_key not in done.stdout + done.stderr
 
-    keys = pods_s3.keys(bucket)
-    (record_key,) = [key for key in keys if key.endswith("/record.json")]
-    run_id = record_key.split("/")[-2]
-    run = f"{PREFIX}/runs/{run_id}"
-    for name in ("record.json", "inputs.pkl", "outputs.pkl", "manifest.yaml", "logs/job.log"):
-        assert f"{run}/{name}" in keys, keys
-    (bundle,) = [key for key in keys if key.startswith(f"{PREFIX}/bundles/")]
+    stored = pods_s3.run_objects(bucket, PREFIX)
+    run_id, run, bundle = stored.run_id, stored.run, stored.code_bundle
     # the outputs were written from a pod, and the bundle read there: both by moto's log
     assert [line for line in pods_s3.requests() if f"GET /{bucket}/{bundle}" in line]
     assert [line for line in pods_s3.requests() if f"PUT /{bucket}/{run}/outputs.pkl" in line]
