@@ -39,9 +39,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from flyray.executors.localcluster.autoscale.records import alive_node_ports, read_records
+from flyray.executors.localcluster.from_manifest import new_cluster
 from flyray.executors.localcluster.procs import is_running, leaders_under, terminate_nodes
 from flyray.executors.localcluster.raystart import NodeSpec, plan_node
-from flyray.executors.localcluster.topology import new_cluster
 
 IDLE_TIMEOUT_S = 5
 GROUP = "bench"

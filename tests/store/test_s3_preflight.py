@@ -18,7 +18,7 @@ import pytest
 import flyray
 from flyray.config.settings import Settings
 from flyray.errors import RunStoreError
-from flyray.executors.localcluster import topology
+from flyray.executors.localcluster import from_manifest
 from flyray.store.preflight import check_reachable
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
@@ -86,13 +86,13 @@ def test_a_local_cluster_run_on_a_broken_s3_store_starts_no_cluster(
 ):
     uri, cause = broken_s3
     started = []
-    real_new_cluster = topology.new_cluster
+    real_new_cluster = from_manifest.new_cluster
 
     def spy(*args, **kwargs):  # records the call, then does what it always does
         started.append(args)
         return real_new_cluster(*args, **kwargs)
 
-    monkeypatch.setattr(topology, "new_cluster", spy)
+    monkeypatch.setattr(from_manifest, "new_cluster", spy)
     context = flyray.with_runcontext(mode="local-cluster", run_store=uri, fresh=True)
     with pytest.raises(RunStoreError) as info:
         context.run(load_task(TASKS, "squares_on_the_worker"), 10)

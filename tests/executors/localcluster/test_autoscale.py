@@ -22,7 +22,7 @@ from flyray.executors.localcluster.autoscale.records import (
     read_records,
 )
 from flyray.executors.localcluster.autoscale.watch import watch_autoscaling
-from flyray.executors.localcluster.topology import new_cluster
+from flyray.executors.localcluster.from_manifest import new_cluster
 from flyray.store.runstore import RunStore
 from flyray.task.loader import load_task
 from tests.procs import node_sessions, wait_until, wait_until_gone, wait_until_sessions_end

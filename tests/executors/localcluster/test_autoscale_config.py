@@ -15,7 +15,7 @@ from flyray.executors.localcluster.autoscale.config import (
     autoscaling_plan,
     node_spec_from_dict,
 )
-from flyray.executors.localcluster.topology import new_cluster
+from flyray.executors.localcluster.from_manifest import new_cluster
 from flyray.manifest.labels import GROUP_LABEL
 from flyray.plugins.ray import (
     AutoscalerOptionsConfig,

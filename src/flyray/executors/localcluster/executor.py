@@ -135,7 +135,7 @@ class LocalClusterExecutor(JobExecutor):
     def _run_transient(self, run: JobRun, report: ProgressCallback) -> RunStatus:
         """Start the cluster, run the job (with retries and deadline), tear the cluster down."""
         from flyray.executors.localcluster.autoscale.watch import watch_autoscaling
-        from flyray.executors.localcluster.topology import new_cluster
+        from flyray.executors.localcluster.from_manifest import new_cluster
 
         cluster = new_cluster(run.manifest, report)
         self.update(

@@ -6,29 +6,24 @@ so what runs on this machine is what Kubernetes would get. From the Ray containe
 up; ``memory`` from the memory limit; ``num-gpus`` from any limit whose key ends in ``gpu``;
 a ``rayStartParams`` value always wins. Each worker node also gets its group as a node label
 (``flyray.io/group``) and as a custom resource, so ``@ray.remote(resources={GROUP: 1})``
-pins work to a group. ``new_cluster`` makes those nodes a (not yet started) LocalRayCluster.
+pins work to a group. ``from_manifest.new_cluster`` makes those nodes a LocalRayCluster.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
-import sys
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from flyray.config.quantities import parse_quantity
 from flyray.errors import ManifestError
-from flyray.executors.localcluster.cluster import LocalRayCluster
 from flyray.executors.localcluster.raystart import NodeSpec
 from flyray.manifest.labels import GROUP_LABEL
 
-__all__ = ["GROUP_RESOURCE_UNITS", "cluster_nodes", "group_node", "head_node", "new_cluster"]
+__all__ = ["GROUP_RESOURCE_UNITS", "cluster_nodes", "group_node", "head_node"]
 
 GROUP_RESOURCE_UNITS = 1000  # per node: enough that the group resource never limits concurrency
 
@@ -60,44 +55,6 @@ def head_node(cluster: Mapping[str, Any]) -> NodeSpec:
 def group_node(name: str, group: Mapping[str, Any]) -> NodeSpec:
     """A worker node of ``group`` (a ``workerGroupSpecs`` entry), named ``name``."""
     return _node(name, group, group_name=group.get("groupName"))
-
-
-def new_cluster(
-    manifest: Mapping[str, Any], report: Callable[[str], None], *, root: Path | None = None
-) -> LocalRayCluster:
-    """The (not yet started) local cluster a manifest declares; nodes coming up are reported.
-
-    So is a node started again after a transient failure (one line saying why).
-    With ``enableInTreeAutoscaling``, Ray's autoscaler runs on the head and the workers
-    started first are each group's ``replicas`` within its min and max (``autoscale``).
-
-    ``root`` is its temp dir (kept at stop()), else a new /tmp/flyray-* removed at stop().
-    """
-    from flyray.executors.localcluster.autoscale.config import (
-        autoscaling_enabled,
-        autoscaling_plan,
-    )
-
-    plan = autoscaling_plan(manifest) if autoscaling_enabled(manifest) else None
-    if plan is None:
-        head, workers = cluster_nodes(manifest)
-    else:
-        head = plan.head
-        workers = [
-            replace(group.template, name=f"{group.name}-{index}")
-            for group in plan.groups
-            for index in range(group.replicas)
-        ]
-    total = 1 + len(workers)
-    return LocalRayCluster(
-        head,
-        workers,
-        root=root,
-        env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
-        on_progress=lambda up, _: report(f"nodes up {up}/{total}"),
-        on_retry=report,
-        autoscaling=plan,
-    )
 
 
 def _node(

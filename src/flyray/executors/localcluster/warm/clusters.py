@@ -276,7 +276,7 @@ def _start(
     registry: Registry, entry: WarmCluster, manifest: Mapping[str, Any], report: ProgressCallback
 ) -> None:
     """Start the reserved cluster and hand it to its keeper; on failure, undo everything."""
-    from flyray.executors.localcluster.topology import new_cluster
+    from flyray.executors.localcluster.from_manifest import new_cluster
 
     root = Path(entry.temp_dir)
     cluster = new_cluster(manifest, report, root=root)
