@@ -61,6 +61,7 @@ class EgressProxy:
         """Stop accepting, close every tunnel, wait for the server loop (idempotent)."""
         if self._thread.is_alive():
             self._server.shutdown()
+            self._thread.join()
         self._server.server_close()
         with self._lock:
             for sock in list(self._sockets):
